@@ -1,0 +1,66 @@
+"""RingNet command-line flags: the original's names and defaults, plus a few additions.
+
+Flags are defined on a fresh ``absl.flags.FlagValues`` each time, so importing this module
+parses nothing and keeps no global state. ``get_config(argv)`` is the original's entry point.
+"""
+import sys
+
+from absl import flags
+
+PRETRAINED_MODEL = './model/ring_6_68641'
+
+
+def build_flags(flag_values=None):
+    """Define every flag on ``flag_values`` (a new FlagValues when None) and return it."""
+    fv = flags.FlagValues() if flag_values is None else flag_values
+    # --- the original's flags (names and defaults unchanged) ---
+    flags.DEFINE_string('img_path', './input_images/000001.jpg',
+                        'Image to run (a file; a folder runs every image in it)', flag_values=fv)
+    flags.DEFINE_string('out_folder', './RingNet_output',
+                        'The output path to store images', flag_values=fv)
+    flags.DEFINE_boolean('save_obj_file', False,
+                         'If true the output meshes will be saved', flag_values=fv)
+    flags.DEFINE_boolean('save_flame_parameters', False,
+                         'If true the camera and flame parameters will be saved', flag_values=fv)
+    flags.DEFINE_boolean('neutralize_expression', False,
+                         'If true the neutral-expression template mesh (VOCA) will be saved',
+                         flag_values=fv)
+    flags.DEFINE_boolean('save_texture', False,
+                         'If true the texture map will be saved', flag_values=fv)
+    flags.DEFINE_string('flame_model_path', './flame_model/generic_model.pkl',
+                        'path to the neutral FLAME model', flag_values=fv)
+    flags.DEFINE_string('flame_texture_data_path', './flame_model/texture_data_512.npy',
+                        'path to the FLAME texture data', flag_values=fv)
+    flags.DEFINE_string('load_path', PRETRAINED_MODEL, 'path to trained model', flag_values=fv)
+    flags.DEFINE_integer('batch_size', 1, 'Images per network call (the graph runs 1 at a time)',
+                         flag_values=fv)
+    flags.DEFINE_integer('img_size', 224,
+                         'Input image size to the network after preprocessing', flag_values=fv)
+    flags.DEFINE_string('data_format', 'NHWC', 'Data format', flag_values=fv)
+    flags.DEFINE_integer('pose_params', 6, 'number of flame pose parameters', flag_values=fv)
+    flags.DEFINE_integer('shape_params', 100, 'number of flame shape parameters', flag_values=fv)
+    flags.DEFINE_integer('expression_params', 50, 'number of flame expression parameters',
+                         flag_values=fv)
+    # --- additions of this port ---
+    flags.DEFINE_boolean('demo', False,
+                         'Run on a synthetic FLAME-format model and checkpoint (generated on first '
+                         'use into a cache folder) instead of the licensed files', flag_values=fv)
+    flags.DEFINE_string('template_mesh', '',
+                        'Optional OBJ/PLY mesh whose faces replace those of the FLAME model file '
+                        '(e.g. the original FLAME_sample.ply)', flag_values=fv)
+    return fv
+
+
+def get_config(argv=None):
+    """Parse ``argv`` (default ``sys.argv``; argv[0] is the program name) and return the flags."""
+    fv = build_flags()
+    fv(list(sys.argv if argv is None else argv))
+    return fv
+
+
+def default_config(**overrides):
+    """Flags with their defaults, then ``overrides`` applied (for library use and tests)."""
+    fv = get_config(['ringnet'])
+    for name, value in overrides.items():
+        setattr(fv, name, value)
+    return fv
