@@ -1,0 +1,134 @@
+"""End to end: ``python -m demo`` as a user runs it, outputs read back with independent parsers."""
+import os
+import pickle
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = os.path.join(ROOT, 'input_images', 'astronaut.jpg')
+ALL_OUTPUTS = ['--save_obj_file=True', '--save_flame_parameters=True',
+               '--neutralize_expression=True', '--save_texture=True']
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('ringnet_cache'))
+
+
+def run_demo(args, cache_dir, cwd=ROOT):
+    env = dict(os.environ, RINGNET_CACHE_DIR=cache_dir)
+    return subprocess.run([sys.executable, '-m', 'demo'] + args, cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def demo_run(cache_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('out'))
+    proc = run_demo(['--demo', '--img_path', IMAGE, '--out_folder', out] + ALL_OUTPUTS, cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def reference_prediction(cache_dir):
+    """The network's output for the sample image, computed here without the pipeline."""
+    from config import default_config
+    from run_RingNet import RingNet_inference
+    from util.demo_assets import ensure_demo_assets
+    from util.image_io import load_image
+    from util.preprocess import preprocess_image
+    files = ensure_demo_assets(cache_dir)
+    net = RingNet_inference(default_config(load_path=files['load_path']))
+    crop, _ = preprocess_image(load_image(IMAGE), 224)
+    verts, theta = net.predict(crop[None], get_parameters=True)
+    return files, verts[0], theta[0]
+
+
+def test_demo_writes_all_seven_files(demo_run):
+    out, proc = demo_run
+    expected = ['images/astronaut.png', 'mesh/astronaut.obj', 'params/astronaut.npy',
+                'neutral_mesh/astronaut.obj', 'texture/astronaut.png', 'texture/astronaut.obj',
+                'texture/astronaut.mtl']
+    found = sorted(os.path.relpath(os.path.join(d, f), out)
+                   for d, _, fs in os.walk(out) for f in fs)
+    assert found == sorted(expected)
+    assert proc.stderr.count('SYNTHETIC') == 1  # the demo notice, said once
+
+
+def test_demo_outputs_read_back_independently(demo_run, cache_dir):
+    import trimesh
+    out, _ = demo_run
+    files, verts, theta = reference_prediction(cache_dir)
+
+    mesh = trimesh.load(os.path.join(out, 'mesh/astronaut.obj'), process=False)
+    np.testing.assert_allclose(mesh.vertices, verts, atol=1e-6)  # same count, same order
+
+    params = np.load(os.path.join(out, 'params/astronaut.npy'), allow_pickle=True)[()]
+    assert {k: v.shape for k, v in params.items()} == {
+        'cam': (3,), 'pose': (6,), 'shape': (100,), 'expression': (50,)}
+    np.testing.assert_allclose(np.concatenate([params[k] for k in ('cam', 'pose', 'shape',
+                                                                    'expression')]), theta)
+
+    # neutral template from the FLAME pickle read with plain pickle + real chumpy
+    pytest.importorskip('chumpy')
+    with open(files['flame_model_path'], 'rb') as fh:
+        flame = pickle.load(fh, encoding='latin1')
+    shapedirs = np.asarray(flame['shapedirs'])
+    expected = np.asarray(flame['v_template']) + shapedirs[:, :, :100].dot(params['shape'])
+    neutral = trimesh.load(os.path.join(out, 'neutral_mesh/astronaut.obj'), process=False)
+    np.testing.assert_allclose(neutral.vertices, expected, atol=1e-6)
+    np.testing.assert_array_equal(neutral.faces, np.asarray(flame['f']))
+
+    img = cv2.imread(IMAGE)
+    panel = cv2.imread(os.path.join(out, 'images/astronaut.png'))
+    assert panel.shape == (img.shape[0], 4 * img.shape[1], 3)
+    texture = cv2.imread(os.path.join(out, 'texture/astronaut.png'))
+    assert texture.shape == (512, 512, 3) and texture.any()
+    mtl = open(os.path.join(out, 'texture/astronaut.mtl')).read()
+    assert 'map_Kd astronaut.png' in mtl
+    textured = open(os.path.join(out, 'texture/astronaut.obj')).read()
+    assert 'mtllib astronaut.mtl' in textured and '\nvt ' in textured
+
+
+def test_missing_model_files_are_named(cache_dir, tmp_path):
+    proc = run_demo(['--img_path', IMAGE, '--out_folder', str(tmp_path / 'o'),
+                     '--load_path', str(tmp_path / 'model' / 'ring_6_68641'),
+                     '--flame_model_path', str(tmp_path / 'flame_model' / 'generic_model.pkl'),
+                     '--save_texture=True',
+                     '--flame_texture_data_path', str(tmp_path / 'flame_model' / 'tex.npy')],
+                    cache_dir)
+    assert proc.returncode == 2
+    for name in ('ring_6_68641.meta', 'ring_6_68641.index', 'ring_6_68641.data-00000-of-00001',
+                 'generic_model.pkl', 'tex.npy', 'model/', 'flame_model/', '--demo'):
+        assert name in proc.stderr, name
+    assert not (tmp_path / 'o').exists()
+
+
+def test_batch_with_bad_and_unusual_images(cache_dir, tmp_path):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    rgb = cv2.imread(IMAGE)
+    cv2.imwrite(str(folder / 'gray.png'), cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / 'rgba.png'), cv2.cvtColor(rgb, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(folder / 'deep.png'), rgb.astype(np.uint16) * 257)
+    (folder / 'broken.jpg').write_bytes(b'not an image at all')
+    out = tmp_path / 'out'
+    proc = run_demo(['--demo', '--img_path', str(folder), '--out_folder', str(out),
+                     '--save_obj_file=True'], cache_dir)
+    assert proc.returncode == 1
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+    assert len(errors) == 1 and 'broken.jpg' in errors[0]
+    for name in ('gray', 'rgba', 'deep'):
+        assert (out / 'images' / (name + '.png')).is_file()
+        assert (out / 'mesh' / (name + '.obj')).is_file()
+    leftovers = [f for _, _, fs in os.walk(out) for f in fs if 'broken' in f or f.startswith('.')]
+    assert leftovers == []
+
+
+def test_unknown_flag_is_a_clear_error(cache_dir):
+    proc = run_demo(['--no_such_flag=1'], cache_dir)
+    assert proc.returncode == 2 and 'no_such_flag' in proc.stderr
+    assert 'Traceback' not in proc.stderr

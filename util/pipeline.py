@@ -1,0 +1,140 @@
+"""Image -> RingNet prediction -> every output of the original demo.
+
+The network and the FLAME files are loaded once per ``Pipeline``; images then stream through.
+Each image's outputs are all computed in memory first and written atomically afterwards, so a
+failing image leaves no partial files and never stops the rest of the batch.
+"""
+import collections
+import os
+import sys
+import time
+
+import numpy as np
+
+from run_RingNet import RingNet_inference
+from smpl_webuser.serialization import load_model
+from util.atomic import atomic_path
+from util.camera import render_camera, to_camera
+from util.flame_params import split_theta
+from util.image_io import load_image, write_image
+from util.mesh_io import Mesh, load_mesh
+from util.preprocess import preprocess_image
+from util.project_on_mesh import compute_texture_map
+from util.renderer import four_panel
+from util.safe_pickle import load_npy_dict
+from util.using_flame_parameters import neutral_vertices
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+Prediction = collections.namedtuple('Prediction', 'image proc_param vertices theta')
+
+
+def list_images(img_path):
+    """A file -> [it]; a folder -> its image files, sorted (not recursive)."""
+    if os.path.isdir(img_path):
+        names = sorted(n for n in os.listdir(img_path)
+                       if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith('.'))
+        return [os.path.join(img_path, n) for n in names]
+    return [img_path]
+
+
+def output_name(img_path):
+    """The original's NAME: the file name without its extension (also right for '.jpeg')."""
+    return os.path.splitext(os.path.basename(img_path))[0]
+
+
+def save_params(path, params):
+    """np.save of the original's dict {'cam','pose','shape','expression'} (1-d arrays)."""
+    with atomic_path(path) as tmp:
+        np.save(tmp, params)
+
+
+class Pipeline:
+    """RingNet on a stream of images. ``files`` comes from util.model_files.resolve_model_files."""
+
+    def __init__(self, config, files):
+        self.config = config
+        self.timings = collections.Counter()
+        start = time.perf_counter()
+        config.load_path = files['load_path']
+        self.net = RingNet_inference(config)
+        self.flame = load_model(files['flame_model_path'])
+        self.faces = self.flame.f
+        if config.template_mesh:
+            self.faces = self._template_faces(config.template_mesh)
+        self.texture_data = (load_npy_dict(files['flame_texture_data_path'])
+                             if config.save_texture else None)
+        self.timings['load'] += time.perf_counter() - start
+
+    def _template_faces(self, path):
+        mesh = load_mesh(path)
+        if len(mesh.v) != len(self.flame.v_template):
+            raise ValueError('%s: template mesh has %d vertices, the FLAME model %d'
+                             % (path, len(mesh.v), len(self.flame.v_template)))
+        return mesh.f
+
+    def _timed(self, stage, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        self.timings[stage] += time.perf_counter() - start
+        return out
+
+    def predict(self, img_path):
+        """Read, crop and run one image -> Prediction (vertices (V,3), theta (159,))."""
+        image = self._timed('read', load_image, img_path)
+        crop, proc_param = self._timed('preprocess', preprocess_image, image, self.config.img_size)
+        vertices, theta = self._timed('network', self.net.predict, crop[None], True)
+        return Prediction(image, proc_param, vertices[0].astype(np.float64), theta[0])
+
+    def outputs(self, name, pred):
+        """{relative path: writer} for every requested output; all heavy work done here."""
+        cfg = self.config
+        cam = render_camera(pred.theta[:3], pred.proc_param, cfg.img_size)
+        v_cam = to_camera(pred.vertices, cam)
+        panel = self._timed('render', four_panel, pred.image, v_cam, self.faces, cam.f, cam.c)
+        out = {os.path.join('images', name + '.png'): lambda p: write_image(p, panel)}
+        if cfg.save_obj_file:
+            mesh = Mesh(pred.vertices, self.faces)
+            out[os.path.join('mesh', name + '.obj')] = mesh.write_obj
+        params = {k: v.copy() for k, v in split_theta(pred.theta).items()}
+        if cfg.save_flame_parameters:
+            out[os.path.join('params', name + '.npy')] = lambda p: save_params(p, params)
+        if cfg.neutralize_expression:
+            neutral = self._timed('neutralize', neutral_vertices, self.flame, params['shape'])
+            out[os.path.join('neutral_mesh', name + '.obj')] = Mesh(neutral, self.flame.f).write_obj
+        if cfg.save_texture:
+            td = self.texture_data
+            texture = self._timed('texture', compute_texture_map, pred.image, pred.vertices, cam, td)
+            textured = Mesh(pred.vertices, self.faces, vt=td['vt'], ft=td['ft'],
+                            texture_filepath=name + '.png')
+            out[os.path.join('texture', name + '.png')] = lambda p: write_image(p, texture)
+            out[os.path.join('texture', name + '.obj')] = textured.write_obj
+        return out
+
+    def process(self, img_path, out_folder):
+        """All outputs of one image -> list of written paths."""
+        name = output_name(img_path)
+        writers = self.outputs(name, self.predict(img_path))
+        start = time.perf_counter()
+        written = []
+        for rel, write in writers.items():
+            path = os.path.join(out_folder, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write(path)
+            written.append(path)
+        self.timings['write'] += time.perf_counter() - start
+        return written
+
+    def run(self, img_paths, out_folder, err=sys.stderr):
+        """Process every image; a failing one is reported in one line and skipped. -> #failed."""
+        failed = 0
+        for img_path in img_paths:
+            try:
+                self.process(img_path, out_folder)
+            except Exception as e:  # one bad item must not stop a batch of a million
+                failed += 1
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if img_path not in msg:
+                    msg = '%s: %s' % (img_path, msg)
+                print('error: ' + msg, file=err)
+        return failed
