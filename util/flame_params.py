@@ -1,0 +1,63 @@
+"""RingNet's theta vector <-> FLAME inputs (formats §2).
+
+theta = [cam (3) | pose (pose_params) | shape (shape_params) | expression (expression_params)];
+the counts default to the config flags' defaults 6 / 100 / 50, i.e. 159 values.
+"""
+import numpy as np
+
+N_CAM = 3
+# FLAME joints: global, neck, jaw, left eye, right eye; RingNet regresses global and jaw only.
+_REGRESSED_JOINTS = (0, 2)
+N_JOINTS = 5
+
+
+def split_theta(theta, pose_params=6, shape_params=100, expression_params=50):
+    """theta (..., 159) -> dict cam (..., 3), pose (..., 6), shape (..., 100),
+    expression (..., 50), keeping the leading dimensions."""
+    theta = np.asarray(theta)
+    sizes = (('cam', N_CAM), ('pose', pose_params), ('shape', shape_params),
+             ('expression', expression_params))
+    total = sum(size for _, size in sizes)
+    if theta.ndim == 0 or theta.shape[-1] != total:
+        raise ValueError('theta must have %d values in its last axis, got shape %s'
+                         % (total, theta.shape))
+    out, start = {}, 0
+    for name, size in sizes:
+        out[name] = theta[..., start:start + size]
+        start += size
+    return out
+
+
+def full_pose(pose6):
+    """RingNet pose (..., 6) = global + jaw axis-angle -> FLAME pose (..., 15), other joints 0."""
+    pose6 = np.asarray(pose6, dtype=np.float64)
+    if pose6.ndim == 0 or pose6.shape[-1] != 3 * len(_REGRESSED_JOINTS):
+        raise ValueError('pose must have 6 values (global and jaw rotation) in its last axis, '
+                         'got shape %s' % (pose6.shape,))
+    out = np.zeros(pose6.shape[:-1] + (N_JOINTS, 3))
+    out[..., list(_REGRESSED_JOINTS), :] = pose6.reshape(pose6.shape[:-1] + (len(_REGRESSED_JOINTS), 3))
+    return out.reshape(pose6.shape[:-1] + (N_JOINTS * 3,))
+
+
+def _pad(values, size, name):
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[-1] > size:
+        raise ValueError('%d %s parameters do not fit the model\'s %d'
+                         % (values.shape[-1], name, size))
+    padding = [(0, 0)] * (values.ndim - 1) + [(0, size - values.shape[-1])]
+    return np.pad(values, padding)
+
+
+def flame_betas(shape, expression, n_shape=300, n_expr=100):
+    """shape (..., S), expression (..., E) -> FLAME betas (..., n_shape + n_expr) =
+    [shape, zeros, expression, zeros]."""
+    return np.concatenate([_pad(shape, n_shape, 'shape'),
+                           _pad(expression, n_expr, 'expression')], axis=-1)
+
+
+def theta_to_flame_inputs(theta, n_shape=300, n_expr=100, pose_params=6, shape_params=100,
+                          expression_params=50):
+    """theta (..., 159) -> (betas (..., n_shape + n_expr), pose (..., 15))."""
+    parts = split_theta(theta, pose_params, shape_params, expression_params)
+    return (flame_betas(parts['shape'], parts['expression'], n_shape, n_expr),
+            full_pose(parts['pose']))

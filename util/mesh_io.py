@@ -1,0 +1,271 @@
+"""Triangle-mesh files: OBJ (with optional UVs and material) and PLY; replaces psbody-mesh.
+
+Writes are atomic (temporary file in the target folder, then os.replace), so an interrupted
+run never leaves a half-written mesh behind.
+"""
+import os
+import struct
+import uuid
+
+import numpy as np
+
+
+class MeshError(IOError):
+    """A mesh file cannot be read or written."""
+
+
+class Mesh(object):
+    """Vertices ``v`` (V, 3), faces ``f`` (F, 3), optional UVs ``vt`` (T, 2) / ``ft`` (F, 3)
+    and the path of a texture image."""
+
+    def __init__(self, v, f, vt=None, ft=None, texture_filepath=None):
+        self.v = np.asarray(v, dtype=np.float64)
+        self.f = np.asarray(f, dtype=np.int64)
+        self.vt = None if vt is None else np.asarray(vt, dtype=np.float64)
+        self.ft = None if ft is None else np.asarray(ft, dtype=np.int64)
+        self.texture_filepath = texture_filepath
+
+    def write_obj(self, path):
+        """Write as OBJ; a texture is referenced relative to the OBJ's folder."""
+        texture = None
+        if self.texture_filepath:
+            folder = os.path.dirname(os.path.abspath(path))
+            texture = os.path.relpath(os.path.abspath(self.texture_filepath), folder)
+        write_obj(path, self.v, self.f, self.vt, self.ft, texture)
+
+
+def _write_atomic(path, text):
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, '.%s.%s.tmp' % (os.path.basename(path), uuid.uuid4().hex))
+    try:
+        # os.open with mode 0o666 keeps the usual umask-derived permissions (mkstemp uses 0600).
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), 'w') as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise MeshError('%s: cannot write (%s)' % (path, exc.strerror or exc)) from exc
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _rows(prefix, fmt, values):
+    """One '<prefix> fmt fmt ...' line per row of ``values`` (R, C), formatted in one operation."""
+    values = np.asarray(values)
+    line = '%s %s\n' % (prefix, ' '.join([fmt] * values.shape[1]))
+    return (line * values.shape[0]) % tuple(values.ravel().tolist())
+
+
+def _check_indices(path, name, faces, count):
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise MeshError('%s: %s must be (F, 3), got %s' % (path, name, faces.shape))
+    if faces.size and (faces.min() < 0 or faces.max() >= count):
+        raise MeshError('%s: %s index out of range [0, %d)' % (path, name, count))
+
+
+def write_obj(path, v, f, vt=None, ft=None, texture_image_name=None):
+    """Write an OBJ: vertices in order (repr-exact floats), 1-based faces; with vt / ft also UVs
+    and ``f a/ta ...`` faces; with ``texture_image_name`` also NAME.mtl next to it (map_Kd)."""
+    v = np.asarray(v, dtype=np.float64)
+    f = np.asarray(f, dtype=np.int64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise MeshError('%s: vertices must be (V, 3), got %s' % (path, v.shape))
+    _check_indices(path, 'faces', f, len(v))
+    if (vt is None) != (ft is None):
+        raise MeshError('%s: vt and ft must be given together' % path)
+    if texture_image_name and vt is None:
+        raise MeshError('%s: a texture needs vt and ft' % path)
+
+    parts = []
+    if texture_image_name:
+        mtl_name = os.path.splitext(os.path.basename(path))[0] + '.mtl'
+        _write_atomic(os.path.join(os.path.dirname(os.path.abspath(path)), mtl_name),
+                      'newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd %s\n'
+                      % texture_image_name)
+        parts.append('mtllib %s\n' % mtl_name)
+    parts.append(_rows('v', '%r', v))  # %r: shortest string that reads back to the same float
+    if vt is None:
+        parts.append(_rows('f', '%d', f + 1))
+    else:
+        vt = np.asarray(vt, dtype=np.float64)
+        ft = np.asarray(ft, dtype=np.int64)
+        if vt.ndim != 2 or vt.shape[1] != 2:
+            raise MeshError('%s: vt must be (T, 2), got %s' % (path, vt.shape))
+        _check_indices(path, 'ft', ft, len(vt))
+        if ft.shape != f.shape:
+            raise MeshError('%s: ft %s and f %s differ in shape' % (path, ft.shape, f.shape))
+        parts.append(_rows('vt', '%r', vt))
+        if texture_image_name:
+            parts.append('usemtl material_0\n')
+        parts.append(_rows('f', '%d/%d', np.stack([f + 1, ft + 1], axis=2).reshape(-1, 6)))
+    _write_atomic(path, ''.join(parts))
+
+
+def _fan(polygon):
+    """Polygon corner list -> triangles (first corner shared)."""
+    return [(polygon[0], polygon[k], polygon[k + 1]) for k in range(1, len(polygon) - 1)]
+
+
+def _read_bytes(path):
+    try:
+        with open(path, 'rb') as fh:
+            return fh.read()
+    except OSError as exc:
+        raise MeshError('%s: cannot read (%s)' % (path, exc.strerror or exc)) from exc
+
+
+def _face_array(path, faces, n_verts):
+    out = np.array(faces, dtype=np.int64).reshape(-1, 3)
+    _check_indices(path, 'face', out, n_verts)
+    return out
+
+
+def read_obj(path):
+    """Mesh from an OBJ file (v, vt and f lines; 'a', 'a/b', 'a/b/c', 'a//c' corners;
+    polygons fan-triangulated). ``ft`` is set when every face has texture indices."""
+    v, vt, faces, tex_faces = [], [], [], []
+    for number, line in enumerate(_read_bytes(path).decode('latin-1').splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0] not in ('v', 'vt', 'f'):
+            continue
+        try:
+            if fields[0] == 'v':
+                v.append([float(x) for x in fields[1:4]])
+                if len(v[-1]) != 3:
+                    raise ValueError('needs 3 coordinates')
+            elif fields[0] == 'vt':
+                vt.append([float(x) for x in fields[1:3]])
+                if len(vt[-1]) != 2:
+                    raise ValueError('needs 2 coordinates')
+            else:
+                corners = [c.split('/') for c in fields[1:]]
+                if len(corners) < 3:
+                    raise ValueError('needs 3 corners')
+                faces.extend(_fan([int(c[0]) - 1 for c in corners]))
+                has_uv = all(len(c) > 1 and c[1] for c in corners)
+                tex_faces.extend(_fan([int(c[1]) - 1 for c in corners]) if has_uv else [None])
+        except ValueError as exc:
+            raise MeshError('%s:%d: bad %s line (%s)' % (path, number, fields[0], exc)) from exc
+    v = np.array(v, dtype=np.float64).reshape(-1, 3)
+    f = _face_array(path, faces, len(v))
+    ft = None
+    if faces and None not in tex_faces:
+        ft = np.array(tex_faces, dtype=np.int64).reshape(-1, 3)
+        _check_indices(path, 'texture face', ft, len(vt))
+    return Mesh(v, f, np.array(vt, dtype=np.float64).reshape(-1, 2) if ft is not None else None,
+                ft)
+
+
+_PLY_TYPES = {'char': 'i1', 'int8': 'i1', 'uchar': 'u1', 'uint8': 'u1', 'short': 'i2',
+              'int16': 'i2', 'ushort': 'u2', 'uint16': 'u2', 'int': 'i4', 'int32': 'i4',
+              'uint': 'u4', 'uint32': 'u4', 'float': 'f4', 'float32': 'f4', 'double': 'f8',
+              'float64': 'f8'}
+_PLY_FORMATS = {'ascii': None, 'binary_little_endian': '<', 'binary_big_endian': '>'}
+
+
+def _ply_header(data):
+    """-> (endian prefix or None for ascii, elements [(name, count, props)], body offset).
+    A prop is (name, dtype) or (name, (count dtype, item dtype)) for a list."""
+    end = data.find(b'end_header')
+    newline = data.find(b'\n', end)
+    if not data.startswith(b'ply') or end < 0 or newline < 0:
+        raise ValueError('not a PLY file (no ply ... end_header)')
+    endian, elements = None, []
+    for line in data[:end].decode('latin-1').splitlines()[1:]:
+        fields = line.split()
+        if not fields or fields[0] in ('comment', 'obj_info'):
+            continue
+        if fields[0] == 'format':
+            if fields[1] not in _PLY_FORMATS:
+                raise ValueError('unknown format %r' % fields[1])
+            endian = _PLY_FORMATS[fields[1]]
+        elif fields[0] == 'element':
+            elements.append((fields[1], int(fields[2]), []))
+        elif fields[0] == 'property' and fields[1] == 'list':
+            elements[-1][2].append((fields[4], (_PLY_TYPES[fields[2]], _PLY_TYPES[fields[3]])))
+        elif fields[0] == 'property':
+            elements[-1][2].append((fields[2], _PLY_TYPES[fields[1]]))
+        else:
+            raise ValueError('unexpected header line %r' % line)
+    return endian, elements, newline + 1
+
+
+def _ply_ascii_element(tokens, pos, count, props, endian=None):
+    """tokens: the body split on whitespace ->
+    ({prop name: values (count,) array, or list of arrays for list props}, new pos)."""
+    if all(isinstance(kind, str) for _, kind in props):
+        width = len(props)
+        block = np.array(tokens[pos:pos + count * width], dtype=np.float64)
+        block = block.reshape(count, width)  # fails on truncated files
+        return {name: block[:, i] for i, (name, _) in enumerate(props)}, pos + count * width
+    columns = {name: [] for name, _ in props}
+    for _ in range(count):
+        for name, kind in props:
+            if isinstance(kind, str):
+                columns[name].append(float(tokens[pos]))
+                pos += 1
+            else:
+                n = int(tokens[pos])
+                columns[name].append(np.array(tokens[pos + 1:pos + 1 + n], dtype=np.float64))
+                pos += 1 + n
+    return columns, pos
+
+
+def _ply_binary_element(data, pos, count, props, endian):
+    """Binary counterpart of _ply_ascii_element."""
+    if all(isinstance(kind, str) for _, kind in props):
+        dtype = np.dtype([(name, endian + kind) for name, kind in props])
+        block = np.frombuffer(data, dtype=dtype, count=count, offset=pos)
+        return {name: block[name] for name, _ in props}, pos + count * dtype.itemsize
+    columns = {name: [] for name, _ in props}
+    codes = {kind: endian + np.dtype(kind).char for _, kinds in props
+             for kind in (kinds if isinstance(kinds, tuple) else (kinds,))}
+    for _ in range(count):
+        for name, kind in props:
+            if isinstance(kind, str):
+                columns[name].append(struct.unpack_from(codes[kind], data, pos)[0])
+                pos += np.dtype(kind).itemsize
+            else:
+                n = struct.unpack_from(codes[kind[0]], data, pos)[0]
+                pos += np.dtype(kind[0]).itemsize
+                columns[name].append(np.array(struct.unpack_from(
+                    '%s%d%s' % (endian, n, codes[kind[1]][1]), data, pos)))
+                pos += n * np.dtype(kind[1]).itemsize
+    return columns, pos
+
+
+def read_ply(path):
+    """Mesh from a PLY file (ascii or binary): vertex x, y, z and face vertex_indices (or
+    vertex_index) lists, polygons fan-triangulated; other elements are skipped."""
+    data = _read_bytes(path)
+    try:
+        endian, elements, pos = _ply_header(data)
+        if endian is None:
+            source, pos, read = data[pos:].decode('latin-1').split(), 0, _ply_ascii_element
+        else:
+            source, read = data, _ply_binary_element
+        columns = {}
+        for name, count, props in elements:
+            columns[name], pos = read(source, pos, count, props, endian)
+        vertex = columns['vertex']
+        v = np.stack([np.asarray(vertex[axis], dtype=np.float64) for axis in 'xyz'], axis=1)
+        face = columns.get('face', {})
+        polygons = face.get('vertex_indices', face.get('vertex_index', []))
+        triangles = [t for polygon in polygons for t in _fan([int(i) for i in polygon])]
+    except (ValueError, KeyError, IndexError, struct.error) as exc:
+        raise MeshError('%s: unreadable PLY (%s: %s)' % (path, type(exc).__name__, exc)) from exc
+    return Mesh(v, _face_array(path, triangles, len(v)))
+
+
+_READERS = {'.obj': read_obj, '.ply': read_ply}
+
+
+def load_mesh(path):
+    """Mesh from an .obj or .ply file."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _READERS:
+        raise MeshError('%s: unknown mesh format %r (expected .obj or .ply)' % (path, ext))
+    return _READERS[ext](path)
