@@ -1,0 +1,159 @@
+"""Headless z-buffer mesh renderer (numba) and the original demo's 4-panel figure (formats §4).
+
+Camera coordinates: x right, y down, z forward (the camera sits at the origin looking along +z),
+so a surface facing the camera has normal z < 0. Pixel (x, y) samples the image-plane point
+(x, y): pixel centres are at integer coordinates, as for u = f * X / Z + c.
+"""
+import numba
+import numpy as np
+
+from util.camera import project
+from util.project_on_mesh import vertex_normals
+
+LIGHT_BLUE = (0.651, 0.741, 0.859)
+# (position, colour) of the original's three point lights, before their 120 degree turn about y.
+_LIGHTS = (((-200., -100., -100.), 1.0), ((800., 10., 300.), 1.0), ((-500., 500., 1000.), 0.7))
+_LIGHT_TURN_DEG = 120.
+
+
+@numba.njit(cache=True)
+def _edge(ax, ay, bx, by, px, py):
+    """Twice the signed area of (a, b, p)."""
+    return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+
+
+@numba.njit(cache=True)
+def _ordered_edge(v2d, i, j, px, py):
+    """_edge over vertices i, j evaluated in index order, so the edge shared by two triangles gives
+    exactly opposite values on both sides (no pixel on it is missed by both)."""
+    if i < j:
+        return _edge(v2d[i, 0], v2d[i, 1], v2d[j, 0], v2d[j, 1], px, py)
+    return -_edge(v2d[j, 0], v2d[j, 1], v2d[i, 0], v2d[i, 1], px, py)
+
+
+@numba.njit(cache=True)
+def _rasterize_kernel(v2d, z, faces, face_id, bary, zbuf):
+    """Fill face_id (H,W), bary (H,W,3), zbuf (H,W) in place; see rasterize."""
+    height, width = face_id.shape
+    for f in range(faces.shape[0]):
+        i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+        z0, z1, z2 = z[i0], z[i1], z[i2]
+        if z0 <= 0.0 or z1 <= 0.0 or z2 <= 0.0:
+            continue
+        area = _ordered_edge(v2d, i0, i1, v2d[i2, 0], v2d[i2, 1])
+        if area == 0.0 or not np.isfinite(area):
+            continue
+        x0, x1, x2 = v2d[i0, 0], v2d[i1, 0], v2d[i2, 0]
+        y0, y1, y2 = v2d[i0, 1], v2d[i1, 1], v2d[i2, 1]
+        # Clip in float before int() so far-off vertices cannot overflow the pixel range.
+        x_lo = int(max(np.ceil(min(x0, x1, x2)), 0.0))
+        x_hi = int(min(np.floor(max(x0, x1, x2)), width - 1.0))
+        y_lo = int(max(np.ceil(min(y0, y1, y2)), 0.0))
+        y_hi = int(min(np.floor(max(y0, y1, y2)), height - 1.0))
+        inv_area = 1.0 / area
+        for y in range(y_lo, y_hi + 1):
+            for x in range(x_lo, x_hi + 1):
+                w0 = _ordered_edge(v2d, i1, i2, x, y) * inv_area
+                w1 = _ordered_edge(v2d, i2, i0, x, y) * inv_area
+                w2 = _ordered_edge(v2d, i0, i1, x, y) * inv_area
+                if w0 < 0.0 or w1 < 0.0 or w2 < 0.0:
+                    continue
+                # 1/z is affine in screen space: perspective-correct depth and barycentrics.
+                p0, p1, p2 = w0 / z0, w1 / z1, w2 / z2
+                inv_z = p0 + p1 + p2
+                depth = 1.0 / inv_z
+                if depth < zbuf[y, x]:
+                    zbuf[y, x] = depth
+                    face_id[y, x] = f
+                    bary[y, x, 0] = p0 / inv_z
+                    bary[y, x, 1] = p1 / inv_z
+                    bary[y, x, 2] = p2 / inv_z
+
+
+def rasterize(v2d, z, faces, height, width):
+    """Z-buffer rasterization of triangles of either winding.
+
+    v2d (V,2) pixel coordinates (x, y); z (V,) camera depth, > 0 in front of the camera
+    (faces with a vertex at z <= 0 are dropped); faces (F,3) int; pixel (x, y) is covered when
+    the point (x, y) lies inside or on the triangle, and the nearest triangle wins.
+    -> face_id (H,W) int32 (-1 = background), bary (H,W,3) float32 perspective-correct
+    barycentric weights of the face's three vertices.
+    """
+    v2d = np.ascontiguousarray(v2d, dtype=np.float64).reshape(-1, 2)
+    z = np.ascontiguousarray(z, dtype=np.float64).reshape(-1)
+    faces = np.ascontiguousarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(z) != len(v2d):
+        raise ValueError('rasterize: %d 2-d vertices but %d depths' % (len(v2d), len(z)))
+    if faces.size and (faces.min() < 0 or faces.max() >= len(v2d)):
+        raise ValueError('rasterize: face indices outside [0, %d)' % len(v2d))
+    face_id = np.full((height, width), -1, dtype=np.int32)
+    bary = np.zeros((height, width, 3), dtype=np.float32)
+    zbuf = np.full((height, width), np.inf)
+    _rasterize_kernel(v2d, z, faces, face_id, bary, zbuf)
+    return face_id, bary
+
+
+def y_rotation(degrees):
+    """(3,3) matrix R for the row-vector convention v' = v @ R (the original's, after HMR)."""
+    a = np.radians(degrees)
+    return np.array([[np.cos(a), 0., np.sin(a)], [0., 1., 0.], [-np.sin(a), 0., np.cos(a)]])
+
+
+def rotate_y(v, degrees, center=None):
+    """(V,3) -> (V,3) turned by ``degrees`` about the y axis through ``center`` (default: centroid)."""
+    v = np.asarray(v, dtype=np.float64)
+    center = v.mean(axis=0) if center is None else np.asarray(center, dtype=np.float64)
+    return (v - center) @ y_rotation(degrees) + center
+
+
+def lambertian_colors(v_cam, faces, color=LIGHT_BLUE):
+    """(V,3) camera-space vertices -> (V,3) colours in [0, 1] under the original's three lights.
+
+    Per light: albedo * light colour * max(0, n . l), with n the outward area-weighted vertex
+    normal and l the unit vector from the vertex to the light (lights are in camera
+    coordinates); summed over lights, then clipped. Single-sided like OpenDR's
+    LambertianPointLight: with outward winding the camera-facing side is the lit one.
+    """
+    v_cam = np.asarray(v_cam, dtype=np.float64)
+    normals = vertex_normals(v_cam, faces)
+    turn = y_rotation(_LIGHT_TURN_DEG)
+    shade = np.zeros(len(v_cam))
+    for position, intensity in _LIGHTS:
+        to_light = np.asarray(position) @ turn - v_cam
+        to_light /= np.linalg.norm(to_light, axis=1, keepdims=True)
+        shade += intensity * np.maximum(np.sum(normals * to_light, axis=1), 0.)
+    return np.clip(shade[:, None] * np.asarray(color, dtype=np.float64), 0., 1.)
+
+
+def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_BLUE):
+    """Lit mesh over ``background`` (H,W,3) uint8 (white when None) -> (H,W,3) uint8.
+
+    v_cam (V,3) camera coordinates; faces (F,3); f focal length and c (2,) principal point in
+    pixels of the (height, width) image. Vertex colours are interpolated with the barycentrics.
+    """
+    v_cam = np.asarray(v_cam, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    face_id, bary = rasterize(project(v_cam, f, c), v_cam[:, 2], faces, height, width)
+    if background is None:
+        out = np.full((height, width, 3), 255, dtype=np.uint8)
+    else:
+        out = np.array(background, dtype=np.uint8, copy=True)
+        if out.shape != (height, width, 3):
+            raise ValueError('render_mesh: background %s is not (%d, %d, 3)' % (out.shape, height, width))
+    mask = face_id >= 0
+    corner_colors = lambertian_colors(v_cam, faces, color)[faces[face_id[mask]]]  # (N,3 corners,3)
+    rgb = np.einsum('nk,nkc->nc', bary[mask].astype(np.float64), corner_colors)
+    out[mask] = np.round(rgb * 255.).astype(np.uint8)
+    return out
+
+
+def four_panel(image, v_cam, faces, f, c):
+    """(H,W,3) uint8 -> (H,4W,3) uint8: input | mesh over input | mesh on white |
+    mesh turned 30 degrees about y around its centroid, on white."""
+    image = np.asarray(image, dtype=np.uint8)
+    height, width = image.shape[:2]
+    panels = (image,
+              render_mesh(v_cam, faces, f, c, height, width, background=image),
+              render_mesh(v_cam, faces, f, c, height, width),
+              render_mesh(rotate_y(v_cam, 30.), faces, f, c, height, width))
+    return np.concatenate(panels, axis=1)
