@@ -1,13 +1,13 @@
 """Triangle-mesh files: OBJ (with optional UVs and material) and PLY; replaces psbody-mesh.
 
-Writes are atomic (temporary file in the target folder, then os.replace), so an interrupted
-run never leaves a half-written mesh behind.
+Writes go through util.atomic, so an interrupted run never leaves a half-written mesh behind.
 """
 import os
 import struct
-import uuid
 
 import numpy as np
+
+from util.atomic import atomic_path
 
 
 class MeshError(IOError):
@@ -26,30 +26,18 @@ class Mesh(object):
         self.texture_filepath = texture_filepath
 
     def write_obj(self, path):
-        """Write as OBJ; a texture is referenced relative to the OBJ's folder."""
-        texture = None
-        if self.texture_filepath:
-            folder = os.path.dirname(os.path.abspath(path))
-            texture = os.path.relpath(os.path.abspath(self.texture_filepath), folder)
+        """Write as OBJ; like psbody-mesh, the material names the texture by its file name
+        (the image is expected next to the OBJ)."""
+        texture = os.path.basename(self.texture_filepath) if self.texture_filepath else None
         write_obj(path, self.v, self.f, self.vt, self.ft, texture)
 
 
-def _write_atomic(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, '.%s.%s.tmp' % (os.path.basename(path), uuid.uuid4().hex))
+def _write_text(path, text):
     try:
-        # os.open with mode 0o666 keeps the usual umask-derived permissions (mkstemp uses 0600).
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), 'w') as fh:
+        with atomic_path(path) as tmp, open(tmp, 'w') as fh:
             fh.write(text)
-        os.replace(tmp, path)
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise MeshError('%s: cannot write (%s)' % (path, exc.strerror or exc)) from exc
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _rows(prefix, fmt, values):
@@ -82,7 +70,7 @@ def write_obj(path, v, f, vt=None, ft=None, texture_image_name=None):
     parts = []
     if texture_image_name:
         mtl_name = os.path.splitext(os.path.basename(path))[0] + '.mtl'
-        _write_atomic(os.path.join(os.path.dirname(os.path.abspath(path)), mtl_name),
+        _write_text(os.path.join(os.path.dirname(os.path.abspath(path)), mtl_name),
                       'newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd %s\n'
                       % texture_image_name)
         parts.append('mtllib %s\n' % mtl_name)
@@ -101,7 +89,7 @@ def write_obj(path, v, f, vt=None, ft=None, texture_image_name=None):
         if texture_image_name:
             parts.append('usemtl material_0\n')
         parts.append(_rows('f', '%d/%d', np.stack([f + 1, ft + 1], axis=2).reshape(-1, 6)))
-    _write_atomic(path, ''.join(parts))
+    _write_text(path, ''.join(parts))
 
 
 def _fan(polygon):
