@@ -40,11 +40,10 @@ def _write_text(path, text):
         raise MeshError('%s: cannot write (%s)' % (path, exc.strerror or exc)) from exc
 
 
-def _rows(prefix, fmt, values):
-    """One '<prefix> fmt fmt ...' line per row of ``values`` (R, C), formatted in one operation."""
-    values = np.asarray(values)
-    line = '%s %s\n' % (prefix, ' '.join([fmt] * values.shape[1]))
-    return (line * values.shape[0]) % tuple(values.ravel().tolist())
+def _rows(line, values):
+    """``line`` (a format for one row) applied to every row of ``values`` (R, C) in one
+    formatting operation instead of a Python loop over rows."""
+    return (line * len(values)) % tuple(np.asarray(values).ravel().tolist())
 
 
 def _check_indices(path, name, faces, count):
@@ -74,9 +73,9 @@ def write_obj(path, v, f, vt=None, ft=None, texture_image_name=None):
                       'newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd %s\n'
                       % texture_image_name)
         parts.append('mtllib %s\n' % mtl_name)
-    parts.append(_rows('v', '%r', v))  # %r: shortest string that reads back to the same float
+    parts.append(_rows('v %r %r %r\n', v))  # %r: shortest text that reads back as the same float
     if vt is None:
-        parts.append(_rows('f', '%d', f + 1))
+        parts.append(_rows('f %d %d %d\n', f + 1))
     else:
         vt = np.asarray(vt, dtype=np.float64)
         ft = np.asarray(ft, dtype=np.int64)
@@ -85,10 +84,11 @@ def write_obj(path, v, f, vt=None, ft=None, texture_image_name=None):
         _check_indices(path, 'ft', ft, len(vt))
         if ft.shape != f.shape:
             raise MeshError('%s: ft %s and f %s differ in shape' % (path, ft.shape, f.shape))
-        parts.append(_rows('vt', '%r', vt))
+        parts.append(_rows('vt %r %r\n', vt))
         if texture_image_name:
             parts.append('usemtl material_0\n')
-        parts.append(_rows('f', '%d/%d', np.stack([f + 1, ft + 1], axis=2).reshape(-1, 6)))
+        parts.append(_rows('f %d/%d %d/%d %d/%d\n',
+                           np.stack([f + 1, ft + 1], axis=2).reshape(-1, 6)))
     _write_text(path, ''.join(parts))
 
 

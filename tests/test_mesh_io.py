@@ -1,0 +1,157 @@
+"""util.mesh_io: OBJ / PLY files checked against trimesh and hand-written files."""
+import os
+import struct
+
+import numpy as np
+import pytest
+import trimesh
+
+from util.mesh_io import Mesh, MeshError, load_mesh, read_obj, read_ply, write_obj
+
+
+def _random_mesh(seed=0, n_verts=300, n_faces=500):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n_verts, 3)) * np.array([1e-3, 1.0, 1e3])
+    f = np.array([rng.choice(n_verts, 3, replace=False) for _ in range(n_faces)])
+    return v, f
+
+
+def test_write_obj_read_by_trimesh_keeps_order_and_values(tmp_path):
+    v, f = _random_mesh()
+    path = str(tmp_path / 'mesh.obj')
+    write_obj(path, v, f)
+    other = trimesh.load(path, process=False)
+    assert len(other.vertices) == len(v) and len(other.faces) == len(f)
+    assert np.array_equal(np.asarray(other.vertices), v)  # repr-exact floats
+    assert np.array_equal(np.asarray(other.faces), f)
+    with open(path) as fh:
+        first = fh.readline().split()
+    assert first[0] == 'v' and float(first[1]) == v[0, 0]
+    assert [name for name in os.listdir(tmp_path)] == ['mesh.obj']  # no temporary left over
+
+
+def test_obj_round_trip_with_uvs_and_material(tmp_path):
+    v, f = _random_mesh(seed=1)
+    rng = np.random.default_rng(2)
+    vt = rng.random((200, 2))
+    ft = rng.integers(0, 200, size=f.shape)
+    path = str(tmp_path / 'textured.obj')
+    Mesh(v, f, vt, ft, texture_filepath='some/where/textured.png').write_obj(path)
+    back = read_obj(path)
+    assert np.array_equal(back.v, v) and np.array_equal(back.f, f)
+    assert np.array_equal(back.vt, vt) and np.array_equal(back.ft, ft)
+    text = open(path).read()
+    assert text.startswith('mtllib textured.mtl\n') and 'usemtl material_0\n' in text
+    assert 'f %d/%d %d/%d %d/%d\n' % tuple(np.stack([f[0] + 1, ft[0] + 1], 1).ravel()) in text
+    mtl = open(tmp_path / 'textured.mtl').read()
+    assert 'newmtl material_0' in mtl and 'map_Kd textured.png' in mtl
+    other = trimesh.load(path, process=False)
+    assert len(other.vertices) >= len(v)  # trimesh may split vertices on UV seams
+    write_obj(str(tmp_path / 'plain.obj'), v, f)
+    plain = read_obj(str(tmp_path / 'plain.obj'))
+    assert plain.vt is None and plain.ft is None and np.array_equal(plain.f, f)
+
+
+def test_read_obj_corner_formats_and_polygons(tmp_path):
+    path = tmp_path / 'hand.obj'
+    path.write_text('# comment\no thing\n'
+                    'v 0 0 0\nv 1 0 0\nv 1 1 0 0.5 0.5 0.5\nv 0 1 0\nv 0 0 1\n'
+                    'vt 0 0\nvt 1 0\nvt 1 1\nvn 0 0 1\ns off\n'
+                    'f 1 2 3\n'
+                    'f 1/1 2/2 3/3\n'
+                    'f 1/1/1 3/3/1 4/2/1\n'
+                    'f 1//1 2//1 5//1\n'
+                    'f 1 2 3 4 5\n')
+    mesh = read_obj(str(path))
+    assert mesh.v.shape == (5, 3) and mesh.v[2].tolist() == [1, 1, 0]
+    assert mesh.f.tolist() == [[0, 1, 2], [0, 1, 2], [0, 2, 3], [0, 1, 4],
+                               [0, 1, 2], [0, 2, 3], [0, 3, 4]]
+    assert mesh.ft is None  # some faces have no texture indices
+
+
+def _ply_header(fmt, n_verts, n_faces, count_type='uchar', index_type='int',
+                list_name='vertex_indices'):
+    return ('ply\nformat %s 1.0\ncomment hand made\nelement vertex %d\nproperty float x\n'
+            'property float y\nproperty float z\nproperty uchar red\nelement face %d\n'
+            'property list %s %s %s\nelement edge 1\nproperty int vertex1\nproperty int vertex2\n'
+            'end_header\n' % (fmt, n_verts, n_faces, count_type, index_type, list_name)).encode()
+
+
+VERTS = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.5]], dtype=np.float32)
+POLYS = [[0, 1, 2], [0, 2, 3, 1]]
+TRIS = [[0, 1, 2], [0, 2, 3], [0, 3, 1]]
+
+
+def test_read_ply_ascii(tmp_path):
+    path = tmp_path / 'a.ply'
+    body = ''.join('%r %r %r 200\n' % tuple(map(float, p)) for p in VERTS)
+    body += ''.join('%d %s\n' % (len(p), ' '.join(map(str, p))) for p in POLYS) + '0 1\n'
+    path.write_bytes(_ply_header('ascii', 4, 2) + body.encode())
+    mesh = read_ply(str(path))
+    assert np.array_equal(mesh.v, VERTS) and mesh.f.tolist() == TRIS
+
+
+@pytest.mark.parametrize('endian, name', [('<', 'binary_little_endian'),
+                                          ('>', 'binary_big_endian')])
+def test_read_ply_binary(tmp_path, endian, name):
+    path = tmp_path / 'b.ply'
+    body = b''.join(struct.pack(endian + 'fffB', *p, 7) for p in VERTS)
+    body += b''.join(struct.pack(endian + 'I%di' % len(p), len(p), *p) for p in POLYS)
+    body += struct.pack(endian + 'ii', 0, 1)
+    path.write_bytes(_ply_header(name, 4, 2, 'uint', 'int', 'vertex_index') + body)
+    mesh = load_mesh(str(path))
+    assert np.array_equal(mesh.v, VERTS) and mesh.f.tolist() == TRIS
+
+
+def test_read_ply_agrees_with_trimesh(tmp_path):
+    v, f = _random_mesh(seed=3)
+    path = str(tmp_path / 'm.ply')
+    trimesh.Trimesh(v, f, process=False).export(path)  # binary little endian
+    mesh = read_ply(path)
+    other = trimesh.load(path, process=False)
+    assert np.array_equal(mesh.v, other.vertices) and np.array_equal(mesh.f, other.faces)
+    assert np.array_equal(mesh.f, f)
+    np.testing.assert_allclose(mesh.v, v, rtol=1e-7)  # trimesh stores float32
+
+
+def test_failed_write_leaves_old_file_and_no_temporary(tmp_path, monkeypatch):
+    v, f = _random_mesh(seed=4)
+    path = str(tmp_path / 'out.obj')
+    write_obj(path, v, f)
+    before = open(path).read()
+
+    def broken_replace(src, dst):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(os, 'replace', broken_replace)
+    with pytest.raises(MeshError, match='out.obj: cannot write'):
+        write_obj(path, v * 2, f)
+    assert open(path).read() == before
+    assert os.listdir(tmp_path) == ['out.obj']
+
+
+@pytest.mark.parametrize('name, content, pattern', [
+    ('missing.obj', None, 'cannot read'),
+    ('bad.obj', 'v 0 0 x\n', r'bad\.obj:1: bad v line'),
+    ('range.obj', 'v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 4\n', 'index out of range'),
+    ('short.obj', 'v 0 0 0\nf 1 1\n', 'needs 3 corners'),
+    ('junk.ply', 'not a ply', 'unreadable PLY'),
+    ('cut.ply', 'ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n'
+                'property float z\nend_header\n0 0 0\n1 1\n', 'unreadable PLY'),
+    ('m.stl', 'solid', "unknown mesh format '.stl'"),
+])
+def test_unreadable_files_give_one_line_errors(tmp_path, name, content, pattern):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(MeshError, match=pattern) as err:
+        load_mesh(str(path))
+    assert str(path) in str(err.value) and '\n' not in str(err.value)
+
+
+def test_write_obj_rejects_bad_input(tmp_path):
+    v, f = _random_mesh(seed=5)
+    with pytest.raises(MeshError, match='index out of range'):
+        write_obj(str(tmp_path / 'x.obj'), v, f + len(v))
+    with pytest.raises(MeshError, match='vt and ft must be given together'):
+        write_obj(str(tmp_path / 'x.obj'), v, f, vt=np.zeros((3, 2)))
+    assert not os.listdir(tmp_path)
