@@ -17,18 +17,16 @@ _LIGHT_TURN_DEG = 120.
 
 
 @numba.njit(cache=True)
-def _edge(ax, ay, bx, by, px, py):
-    """Twice the signed area of (a, b, p)."""
-    return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+def _edge_coefficients(v2d, i, j):
+    """(a, b, c) with a*x + b*y + c = cross(v_j - v_i, p - v_i) for p = (x, y).
 
-
-@numba.njit(cache=True)
-def _ordered_edge(v2d, i, j, px, py):
-    """_edge over vertices i, j evaluated in index order, so the edge shared by two triangles gives
-    exactly opposite values on both sides (no pixel on it is missed by both)."""
-    if i < j:
-        return _edge(v2d[i, 0], v2d[i, 1], v2d[j, 0], v2d[j, 1], px, py)
-    return -_edge(v2d[j, 0], v2d[j, 1], v2d[i, 0], v2d[i, 1], px, py)
+    Computed from the endpoints in index order (and negated when i > j), so the two triangles
+    sharing an edge get exactly opposite values at every pixel: none on it is missed by both.
+    """
+    lo, hi, sign = (i, j, 1.0) if i < j else (j, i, -1.0)
+    dx = v2d[hi, 0] - v2d[lo, 0]
+    dy = v2d[hi, 1] - v2d[lo, 1]
+    return -sign * dy, sign * dx, sign * (dy * v2d[lo, 0] - dx * v2d[lo, 1])
 
 
 @numba.njit(cache=True)
@@ -37,37 +35,58 @@ def _rasterize_kernel(v2d, z, faces, face_id, bary, zbuf):
     height, width = face_id.shape
     for f in range(faces.shape[0]):
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
-        z0, z1, z2 = z[i0], z[i1], z[i2]
-        if z0 <= 0.0 or z1 <= 0.0 or z2 <= 0.0:
+        if z[i0] <= 0.0 or z[i1] <= 0.0 or z[i2] <= 0.0:
             continue
-        area = _ordered_edge(v2d, i0, i1, v2d[i2, 0], v2d[i2, 1])
+        # Edge k is opposite vertex k; its edge function is the (unnormalised) barycentric k.
+        a0, b0, c0 = _edge_coefficients(v2d, i1, i2)
+        a1, b1, c1 = _edge_coefficients(v2d, i2, i0)
+        a2, b2, c2 = _edge_coefficients(v2d, i0, i1)
+        area = a2 * v2d[i2, 0] + (b2 * v2d[i2, 1] + c2)
         if area == 0.0 or not np.isfinite(area):
             continue
-        x0, x1, x2 = v2d[i0, 0], v2d[i1, 0], v2d[i2, 0]
-        y0, y1, y2 = v2d[i0, 1], v2d[i1, 1], v2d[i2, 1]
+        if area < 0.0:  # either winding: flip all signs (exactly) so inside means >= 0
+            a0, b0, c0, a1, b1, c1, a2, b2, c2 = -a0, -b0, -c0, -a1, -b1, -c1, -a2, -b2, -c2
+            area = -area
+        # 1/z is affine in screen space: weights w_k / z_k give perspective-correct depth and
+        # barycentrics (q_k folds in the 1/area normalisation).
+        q0, q1, q2 = 1.0 / (area * z[i0]), 1.0 / (area * z[i1]), 1.0 / (area * z[i2])
+        xs = (v2d[i0, 0], v2d[i1, 0], v2d[i2, 0])
+        ys = (v2d[i0, 1], v2d[i1, 1], v2d[i2, 1])
         # Clip in float before int() so far-off vertices cannot overflow the pixel range.
-        x_lo = int(max(np.ceil(min(x0, x1, x2)), 0.0))
-        x_hi = int(min(np.floor(max(x0, x1, x2)), width - 1.0))
-        y_lo = int(max(np.ceil(min(y0, y1, y2)), 0.0))
-        y_hi = int(min(np.floor(max(y0, y1, y2)), height - 1.0))
-        inv_area = 1.0 / area
+        x_lo = int(max(np.ceil(min(xs[0], xs[1], xs[2])), 0.0))
+        x_hi = int(min(np.floor(max(xs[0], xs[1], xs[2])), width - 1.0))
+        y_lo = int(max(np.ceil(min(ys[0], ys[1], ys[2])), 0.0))
+        y_hi = int(min(np.floor(max(ys[0], ys[1], ys[2])), height - 1.0))
         for y in range(y_lo, y_hi + 1):
+            r0, r1, r2 = b0 * y + c0, b1 * y + c1, b2 * y + c2
             for x in range(x_lo, x_hi + 1):
-                w0 = _ordered_edge(v2d, i1, i2, x, y) * inv_area
-                w1 = _ordered_edge(v2d, i2, i0, x, y) * inv_area
-                w2 = _ordered_edge(v2d, i0, i1, x, y) * inv_area
+                w0, w1, w2 = a0 * x + r0, a1 * x + r1, a2 * x + r2
                 if w0 < 0.0 or w1 < 0.0 or w2 < 0.0:
                     continue
-                # 1/z is affine in screen space: perspective-correct depth and barycentrics.
-                p0, p1, p2 = w0 / z0, w1 / z1, w2 / z2
-                inv_z = p0 + p1 + p2
-                depth = 1.0 / inv_z
+                p0, p1, p2 = w0 * q0, w1 * q1, w2 * q2
+                depth = 1.0 / (p0 + p1 + p2)
                 if depth < zbuf[y, x]:
                     zbuf[y, x] = depth
                     face_id[y, x] = f
-                    bary[y, x, 0] = p0 / inv_z
-                    bary[y, x, 1] = p1 / inv_z
-                    bary[y, x, 2] = p2 / inv_z
+                    bary[y, x, 0] = p0 * depth
+                    bary[y, x, 1] = p1 * depth
+                    bary[y, x, 2] = p2 * depth
+
+
+@numba.njit(cache=True)
+def _shade_kernel(face_id, bary, faces, vertex_rgb, out):
+    """out[y, x] = round(255 * sum_k bary_k * vertex_rgb[faces[f, k]]) where face_id = f >= 0."""
+    height, width = face_id.shape
+    for y in range(height):
+        for x in range(width):
+            f = face_id[y, x]
+            if f < 0:
+                continue
+            for ch in range(3):
+                value = 0.0
+                for k in range(3):
+                    value += bary[y, x, k] * vertex_rgb[faces[f, k], ch]
+                out[y, x, ch] = np.uint8(min(max(value * 255.0 + 0.5, 0.0), 255.0))
 
 
 def rasterize(v2d, z, faces, height, width):
@@ -140,10 +159,7 @@ def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_
         out = np.array(background, dtype=np.uint8, copy=True)
         if out.shape != (height, width, 3):
             raise ValueError('render_mesh: background %s is not (%d, %d, 3)' % (out.shape, height, width))
-    mask = face_id >= 0
-    corner_colors = lambertian_colors(v_cam, faces, color)[faces[face_id[mask]]]  # (N,3 corners,3)
-    rgb = np.einsum('nk,nkc->nc', bary[mask].astype(np.float64), corner_colors)
-    out[mask] = np.round(rgb * 255.).astype(np.uint8)
+    _shade_kernel(face_id, bary, faces, lambertian_colors(v_cam, faces, color), out)
     return out
 
 

@@ -1,0 +1,74 @@
+"""Time the renderer and the texture projection (ms per call after warm-up).
+
+python -m bench.bench_render [--repeat N]
+"""
+import argparse
+import time
+
+import numpy as np
+
+from synthetic.flame import make_mesh, make_texture_data, make_uv
+from util.camera import project, render_camera, to_camera
+from util.preprocess import preprocess_image
+from util.project_on_mesh import compute_texture_map
+from util.renderer import four_panel, rasterize, render_mesh
+
+
+def grid_sphere(n_lat, n_lon, radius=1.0):
+    """(V,3), (F,3) closed sphere with 2 * n_lon * (n_lat - 1) faces."""
+    t = np.pi * np.arange(1, n_lat) / n_lat
+    p = 2 * np.pi * np.arange(n_lon) / n_lon
+    ring = np.stack([np.sin(t)[:, None] * np.cos(p), -np.cos(t)[:, None] + 0 * p,
+                     np.sin(t)[:, None] * np.sin(p)], -1).reshape(-1, 3)
+    v = radius * np.concatenate([[[0., -1., 0.]], ring, [[0., 1., 0.]]])
+    ids = 1 + np.arange((n_lat - 1) * n_lon).reshape(n_lat - 1, n_lon)
+    nxt = np.roll(ids, -1, axis=1)
+    top = np.stack([np.zeros(n_lon, int), ids[0], nxt[0]], 1)
+    bottom = np.stack([np.full(n_lon, len(v) - 1), nxt[-1], ids[-1]], 1)
+    band = np.concatenate([np.stack([ids[:-1], ids[1:], nxt[:-1]], -1),
+                           np.stack([nxt[:-1], ids[1:], nxt[1:]], -1)]).reshape(-1, 3)
+    return v, np.concatenate([top, band, bottom])
+
+
+def ms_per_call(fn, repeat):
+    fn()  # warm-up (JIT compile or load from the on-disk cache)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return 1000. * (time.perf_counter() - start) / repeat
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--repeat', type=int, default=20)
+    repeat = parser.parse_args(argv).repeat
+
+    v, faces = grid_sphere(71, 71)
+    v_cam = v + np.array([0., 0., 4.])
+    f, c, size = 900., (256., 256.), 512
+    v2d = project(v_cam, f, c)
+    image = np.random.default_rng(0).integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    print('sphere: %d vertices, %d triangles, %dx%d' % (len(v), len(faces), size, size))
+    print('  rasterize    %7.2f ms' % ms_per_call(lambda: rasterize(v2d, v_cam[:, 2], faces, size, size), repeat))
+    print('  render_mesh  %7.2f ms' % ms_per_call(lambda: render_mesh(v_cam, faces, f, c, size, size), repeat))
+    print('  four_panel   %7.2f ms' % ms_per_call(lambda: four_panel(image, v_cam, faces, f, c), repeat))
+
+    head, head_faces = make_mesh()
+    head = head * np.array([1., -1., -1.])  # FLAME frame -> image orientation
+    image = np.random.default_rng(1).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+    _, proc_param = preprocess_image(image)
+    cam = render_camera([7., 0., 0.], proc_param)
+    head_cam = to_camera(head, cam)
+    print('synthetic FLAME head: %d vertices, %d triangles, 640x480' % (len(head), len(head_faces)))
+    print('  render_mesh  %7.2f ms' % ms_per_call(
+        lambda: render_mesh(head_cam, head_faces, cam.f, cam.c, 480, 640), repeat))
+    print('  four_panel   %7.2f ms' % ms_per_call(
+        lambda: four_panel(image, head_cam, head_faces, cam.f, cam.c), repeat))
+    vt, ft = make_uv()
+    td = make_texture_data({'vt': vt, 'ft': ft, 'f': head_faces}, 512)
+    print('  texture (%d texels of 512^2) %7.2f ms' % (len(td['valid_pixel_ids']), ms_per_call(
+        lambda: compute_texture_map(image, head, cam, td, head_faces), repeat)))
+
+
+if __name__ == '__main__':
+    main()
