@@ -12,6 +12,8 @@ from util.project_on_mesh import vertex_normals
 
 LIGHT_BLUE = (0.651, 0.741, 0.859)
 # (position, colour) of the original's three point lights, before their 120 degree turn about y.
+# Formats §4 gives no turn direction; we use HMR's renderer (positions @ R_y(120), see
+# y_rotation), which puts two lights in front of a camera-facing surface and one behind.
 _LIGHTS = (((-200., -100., -100.), 1.0), ((800., 10., 300.), 1.0), ((-500., 500., 1000.), 0.7))
 _LIGHT_TURN_DEG = 120.
 
