@@ -90,7 +90,8 @@ def lbs(betas, pose, v_template, shapedirs, posedirs, J_regressor, parents, weig
     if pose.shape != (n, len(parents) * 3):
         raise ValueError('lbs: pose must be (%d, %d), got %s' % (n, len(parents) * 3, pose.shape))
 
-    shape_offsets = shapedirs[:, :, :k].reshape(v * 3, k) @ betas.T  # (V * 3, N)
+    # Slicing after the reshape keeps a view (no copy of the 48 MB FLAME shapedirs).
+    shape_offsets = shapedirs.reshape(v * 3, -1)[:, :k] @ betas.T  # (V * 3, N)
     v_shaped = v_template + shape_offsets.T.reshape(n, v, 3)
     joints = _regress_joints(J_regressor, v_shaped)
 
