@@ -117,7 +117,7 @@ def _grid_faces(ring_ids, pole_ids):
     Winding (down the rings, then along +phi) makes cross(v1-v0, v2-v0) point outward.
     """
     j = np.arange(N_LON)
-    j1 = (j + 1) % ring_ids.shape[1] if ring_ids.shape[1] == N_LON else j + 1
+    j1 = (j + 1) % ring_ids.shape[1]    # wraps only when there is no seam column
     fan = np.stack([pole_ids, ring_ids[0, j], ring_ids[0, j1]], axis=1)
     a, b = ring_ids[:-1, j], ring_ids[:-1, j1]      # (N_RING-1, N_LON)
     c, d = ring_ids[1:, j], ring_ids[1:, j1]
@@ -149,8 +149,8 @@ def make_uv():
     The seam column is duplicated (u = UV_MIN and u = UV_MAX); the pole gets one UV per fan
     triangle so the top row is not pinched to a single point.
     """
-    theta, _ = grid_angles()
-    phi = -np.pi + 2.0 * np.pi * np.arange(N_LON + 1) / N_LON
+    theta, phi = grid_angles()
+    phi = np.append(phi, np.pi)                                      # seam copy of phi = -pi
     grid = _uv_of_angles(theta[:, None], phi[None, :]).reshape(-1, 2)
     pole = _uv_of_angles(0.0, phi[:-1] + np.pi / N_LON)
     vt = np.concatenate([grid, pole], axis=0)
@@ -375,13 +375,17 @@ def _embed(model, angles_deg):
     found through the UV layout (make_uv maps (theta, phi) affinely to UV)."""
     uv = _uv_of_angles(*np.radians(angles_deg).T)                      # (L,2)
     tri = np.asarray(model['vt'])[np.asarray(model['ft'], np.int64)]    # (F,3,2)
-    faces, barys = [], []
-    for p in uv:
-        bary = _barycentric_2d(p, tri[:, 0], tri[:, 1], tri[:, 2])       # (F,3)
-        k = int(np.argmax(bary.min(axis=1)))
-        faces.append(k)
-        barys.append(np.clip(bary[k], 0.0, None) / np.clip(bary[k], 0.0, None).sum())
-    return np.array(faces), np.array(barys)
+    in_box = ((uv[:, None] >= tri.min(axis=1) - 1e-9)
+              & (uv[:, None] <= tri.max(axis=1) + 1e-9)).all(axis=-1)   # (L,F)
+    point, face = np.nonzero(in_box)
+    bary = _barycentric_2d(uv[point], tri[face, 0], tri[face, 1], tri[face, 2])
+    # per point, the candidate that contains it best (a point on an edge has two)
+    best = np.lexsort((-bary.min(axis=1), point))
+    best = best[np.unique(point[best], return_index=True)[1]]
+    if len(best) != len(uv):
+        raise ValueError('synthetic.flame: a landmark lies outside the UV layout')
+    inside = np.clip(bary[best], 0.0, None)    # rounding: a point on an edge may be -1e-17
+    return face[best], inside / inside.sum(axis=1, keepdims=True)
 
 
 def make_static_embedding(model):
@@ -404,12 +408,10 @@ def contour_angles(yaw_deg):
 def make_dynamic_embedding(model):
     """-> flame_dynamic_embedding.npy's dict: lmk_face_idx, lmk_b_coords lists of 79 arrays
     (17,) int64 and (17,3); entry k is for yaw k (k <= 39) or 39 - k (k >= 40) degrees."""
-    faces, barys = [], []
-    for k in range(79):
-        f, b = _embed(model, contour_angles(k if k <= 39 else 39 - k))
-        faces.append(f.astype(np.int64))
-        barys.append(b)
-    return {'lmk_face_idx': faces, 'lmk_b_coords': barys}
+    angles = np.concatenate([contour_angles(k if k <= 39 else 39 - k) for k in range(79)])
+    faces, barys = _embed(model, angles)
+    return {'lmk_face_idx': list(faces.astype(np.int64).reshape(79, 17)),
+            'lmk_b_coords': list(barys.reshape(79, 17, 3))}
 
 
 def _save_npy_dict(path, data):
