@@ -34,9 +34,10 @@ def full_pose(pose6):
     if pose6.ndim == 0 or pose6.shape[-1] != 3 * len(_REGRESSED_JOINTS):
         raise ValueError('pose must have 6 values (global and jaw rotation) in its last axis, '
                          'got shape %s' % (pose6.shape,))
-    out = np.zeros(pose6.shape[:-1] + (N_JOINTS, 3))
-    out[..., list(_REGRESSED_JOINTS), :] = pose6.reshape(pose6.shape[:-1] + (len(_REGRESSED_JOINTS), 3))
-    return out.reshape(pose6.shape[:-1] + (N_JOINTS * 3,))
+    lead = pose6.shape[:-1]
+    out = np.zeros(lead + (N_JOINTS, 3))
+    out[..., list(_REGRESSED_JOINTS), :] = pose6.reshape(lead + (len(_REGRESSED_JOINTS), 3))
+    return out.reshape(lead + (N_JOINTS * 3,))
 
 
 def _pad(values, size, name):

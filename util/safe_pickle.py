@@ -10,8 +10,11 @@ import pickle
 
 import numpy as np
 import scipy.sparse as sp
-from numpy._core import multiarray as _multiarray
-from numpy._core import numeric as _numeric
+
+try:  # numpy >= 2 (numpy.core still imports there, but with a deprecation warning)
+    from numpy._core import multiarray as _multiarray, numeric as _numeric
+except ImportError:  # numpy 1.x
+    from numpy.core import multiarray as _multiarray, numeric as _numeric
 
 
 class UnsafePickleError(ValueError):
@@ -29,7 +32,8 @@ def _one_line(exc):
 def _latin1_encode(text, encoding='utf-8'):
     """Stand-in for ``_codecs.encode``: Python 3 writes bytes in protocol-2 pickles this way."""
     if not isinstance(text, str) or encoding.replace('-', '').lower() != 'latin1':
-        raise PickleFormatError('unexpected _codecs.encode(%r, %r)' % (type(text).__name__, encoding))
+        raise PickleFormatError('unexpected _codecs.encode(%r, %r)'
+                                % (type(text).__name__, encoding))
     return text.encode('latin-1')
 
 
@@ -56,9 +60,6 @@ _SPARSE_CLASSES = frozenset('%s_%s' % (fmt, kind)
 class _Recorded(object):
     """Stand-in for a foreign class: keeps the pickled state for later conversion."""
     qualname = ''
-
-    def __init__(self, *args):
-        self.args = args
 
     def __setstate__(self, state):
         self.state = state
@@ -107,7 +108,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self._stubs[key]
 
     def _reconstructor(self, cls, base, state):
-        """Safe ``copy_reg._reconstructor``: protocol 0/1 pickles build our stand-ins this way."""
+        """Safe ``copy_reg._reconstructor``: protocol 0/1 pickles build our stand-ins this way
+        (``state`` is None for plain objects; their state comes with a later BUILD)."""
         if not (isinstance(cls, type) and issubclass(cls, _Recorded) and base is object):
             name = getattr(cls, '__qualname__', type(cls).__name__)
             raise self._refuse('copy_reg._reconstructor', name)
