@@ -35,6 +35,16 @@ def _few(names, count=5):
     return ', '.join(names[:count]) + (', ...' if len(names) > count else '')
 
 
+def _reason(exc):
+    """One line saying why ``exc`` happened; TF op errors put the cause on their last line."""
+    op_error = isinstance(exc, tf.errors.OpError)
+    lines = [line.strip() for line in (exc.message if op_error else str(exc)).splitlines()
+             if line.strip() and not line.strip().startswith('[[')]
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if op_error else lines[0]
+
+
 def resolve_prefix(load_path):
     """Checkpoint prefix for ``load_path`` (a prefix, or a folder with a ``checkpoint`` file)."""
     if os.path.isdir(load_path):
@@ -101,9 +111,8 @@ def checkpoint_contents(prefix):
         reader = tf.train.load_checkpoint(prefix)
         shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     except (tf.errors.OpError, ValueError, RuntimeError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RingNetLoadError('%s.index: corrupt or unreadable checkpoint index (%s)'
-                               % (prefix, message)) from exc
+                               % (prefix, _reason(exc))) from exc
     return {name: (shapes[name], dtypes[name]) for name in shapes}
 
 
@@ -164,8 +173,7 @@ class RingNet_inference:
                     return_elements=[input_name + ':0', THETA_OP + ':0', VERTS_OP + ':0'] + names)
             except (ValueError, tf.errors.OpError) as exc:
                 raise RingNetLoadError('%s: cannot import the graph on TensorFlow %s (%s)'
-                                       % (meta_path, tf.__version__,
-                                          str(exc).splitlines()[0])) from exc
+                                       % (meta_path, tf.__version__, _reason(exc))) from exc
             self.graph_imports += 1
             self.images, self.theta, self.verts = elements[:3]
             variables = dict(zip(names, elements[3:]))  # checkpoint name -> imported op
@@ -175,7 +183,7 @@ class RingNet_inference:
             self.sess.run(restore)
         except tf.errors.OpError as exc:
             raise RingNetLoadError('%s: corrupt or truncated checkpoint data (%s)'
-                                   % (_data_file(prefix), exc.message.splitlines()[0])) from exc
+                                   % (_data_file(prefix), _reason(exc))) from exc
         self.image_shape = tuple(input_shape.as_list()[1:])
         self.fixed_batch = input_shape[0]
         self.batch_size = self.fixed_batch or max(1, int(config.batch_size))
