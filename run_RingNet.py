@@ -164,6 +164,7 @@ class RingNet_inference:
         contents = checkpoint_contents(prefix)
 
         names = sorted(graph_variables(sub))
+        self.owns_session = sess is None
         self.sess = sess or tf1.Session(graph=tf.Graph(),
                                         config=tf1.ConfigProto(allow_soft_placement=True))
         with self.sess.graph.as_default():
@@ -215,8 +216,9 @@ class RingNet_inference:
     def _check_images(self, images):
         """Validate and convert to float32 (N, H, W, C)."""
         images = np.asarray(images)
-        want = '(N, %s)' % ', '.join(str(d) for d in self.image_shape)
-        if images.ndim != 4 or images.shape[1:] != self.image_shape:
+        want = '(N, %s)' % ', '.join('*' if d is None else str(d) for d in self.image_shape)
+        if images.ndim != 4 or any(w is not None and d != w
+                                   for d, w in zip(images.shape[1:], self.image_shape)):
             raise RingNetInputError('predict: images have shape %s, expected %s'
                                     % (images.shape, want))
         if images.dtype.kind != 'f':
@@ -227,7 +229,9 @@ class RingNet_inference:
         return images.astype(np.float32, copy=False)
 
     def close(self):
-        self.sess.close()
+        """Close the session if this object created it."""
+        if self.owns_session:
+            self.sess.close()
 
 
 def _data_file(prefix):

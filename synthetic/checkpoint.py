@@ -23,6 +23,7 @@ from smpl_webuser.serialization import load_model_arrays
 tf1 = tf.compat.v1
 
 IMG_SIZE = 224
+BATCH_SIZE = 1         # baked into the graph, as in the original
 N_THETA = 159          # cam 3 | pose 6 | shape 100 | expression 50 (formats §2)
 N_HIDDEN = 512
 N_STEPS = 3
@@ -237,7 +238,6 @@ def flame_decoder(flame, parents, theta):
     """theta (1, 159) -> vertices (1, V, 3) by FLAME LBS in float32 (formats §2 mapping).
 
     The first N_SHAPE of the model's K blendshapes are identity shape, the rest expression.
-
     The output op is ``Add_9`` inside the current name scope: vertices plus a zero translation.
     """
     n_verts = int(flame['v_template'].shape[0])
@@ -273,15 +273,15 @@ def flame_decoder(flame, parents, theta):
 # ----------------------------------------------------------------------------- whole graph
 
 def build_graph(w, model, variant, shadow_placeholder):
-    """Build the RingNet graph in the current graph -> (images, feature, theta, verts, fc2 of step 1)."""
+    """Build the RingNet graph in the current graph -> (images, theta, verts, fc2 out of step 1)."""
     if shadow_placeholder:  # the original demo's own placeholder, imported graph's becomes _1
-        tf1.placeholder(tf.float32, (1, IMG_SIZE, IMG_SIZE, 3), name=INPUT_NAME)
-    images = tf1.placeholder(tf.float32, (1, IMG_SIZE, IMG_SIZE, 3), name=INPUT_NAME)
+        tf1.placeholder(tf.float32, (BATCH_SIZE, IMG_SIZE, IMG_SIZE, 3), name=INPUT_NAME)
+    images = tf1.placeholder(tf.float32, (BATCH_SIZE, IMG_SIZE, IMG_SIZE, 3), name=INPUT_NAME)
     with tf1.name_scope('Encoder_resnet'):
         feature = resnet_50(w, images, variant)
     flame = flame_variables(w, model)
     parents = [int(p) for p in model['parents']]
-    theta = tf.tile(w.variable('mean_param', mean_theta()), [1, 1])
+    theta = tf.tile(w.variable('mean_param', mean_theta()), [BATCH_SIZE, 1])
     first_hidden = None
     for _ in range(N_STEPS):
         delta, hidden = regressor_step(w, feature, theta)
@@ -289,7 +289,7 @@ def build_graph(w, model, variant, shadow_placeholder):
         theta = tf.raw_ops.Add(x=theta, y=delta, name='add')
         with tf1.name_scope('Flamenetnormal'):
             verts = flame_decoder(flame, parents, theta)
-    return images, feature, theta, verts, first_hidden
+    return images, theta, verts, first_hidden
 
 
 # ----------------------------------------------------------------------------- weights
@@ -352,11 +352,15 @@ def write_checkpoint(prefix, flame_model, variant='v2', seed=0, mean_only=False,
     if variant not in ('v1', 'v2'):
         raise ValueError("variant must be 'v1' or 'v2', got %r" % (variant,))
     model = load_model_arrays(flame_model)
+    if model['shapedirs'].shape[2] < N_SHAPE + 50 or len(model['parents']) != 5:
+        raise ValueError('%s: not a FLAME model (needs 5 joints and at least %d blendshapes)'
+                         % (flame_model if isinstance(flame_model, str) else '<model dict>',
+                            N_SHAPE + 50))
     graph = tf.Graph()
     with graph.as_default():
         w = _Weights(np.random.default_rng(seed))
         with tf.device('/device:GPU:0'):  # as the original's .meta; soft placement runs it here
-            images, _, theta, verts, hidden = build_graph(w, model, variant, shadow_placeholder)
+            images, theta, verts, hidden = build_graph(w, model, variant, shadow_placeholder)
         if (theta.op.name, verts.op.name) != (THETA_NAME, VERTS_NAME):
             raise RuntimeError('graph outputs are named %s, %s' % (theta.op.name, verts.op.name))
         saver = tf1.train.Saver()
