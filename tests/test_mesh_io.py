@@ -30,6 +30,17 @@ def test_write_obj_read_by_trimesh_keeps_order_and_values(tmp_path):
     assert [name for name in os.listdir(tmp_path)] == ['mesh.obj']  # no temporary left over
 
 
+def test_float32_vertices_read_back_exactly_in_float32(tmp_path):
+    v, f = _random_mesh(seed=3)
+    v32 = v.astype(np.float32)
+    path = str(tmp_path / 'mesh32.obj')
+    write_obj(path, v32, f)
+    other = np.loadtxt([line for line in open(path) if line.startswith('v ')], usecols=(1, 2, 3))
+    assert np.array_equal(other.astype(np.float32), v32)
+    longest = max(len(x) for line in open(path) if line.startswith('v ') for x in line.split()[1:])
+    assert longest <= 16  # float32 text, not float64's 17 significant digits
+
+
 def test_obj_round_trip_with_uvs_and_material(tmp_path):
     v, f = _random_mesh(seed=1)
     rng = np.random.default_rng(2)

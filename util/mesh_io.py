@@ -19,9 +19,9 @@ class Mesh(object):
     and the path of a texture image."""
 
     def __init__(self, v, f, vt=None, ft=None, texture_filepath=None):
-        self.v = np.asarray(v, dtype=np.float64)
+        self.v = _floats(v)
         self.f = np.asarray(f, dtype=np.int64)
-        self.vt = None if vt is None else np.asarray(vt, dtype=np.float64)
+        self.vt = None if vt is None else _floats(vt)
         self.ft = None if ft is None else np.asarray(ft, dtype=np.int64)
         self.texture_filepath = texture_filepath
 
@@ -40,56 +40,87 @@ def _write_text(path, text):
         raise MeshError('%s: cannot write (%s)' % (path, exc.strerror or exc)) from exc
 
 
+def _floats(values):
+    """float32 arrays stay float32 (their text is then shorter); anything else -> float64."""
+    values = np.asarray(values)
+    return values if values.dtype == np.float32 else values.astype(np.float64)
+
+
+def _float_format(values):
+    """Fewest significant digits that read back as exactly the same float of this dtype
+    (fixed width: far faster to format than the per-value shortest repr)."""
+    return '%.9g' if values.dtype == np.float32 else '%.17g'
+
+
 def _rows(line, values):
     """``line`` (a format for one row) applied to every row of ``values`` (R, C) in one
     formatting operation instead of a Python loop over rows."""
     return (line * len(values)) % tuple(np.asarray(values).ravel().tolist())
 
 
-def _check_indices(path, name, faces, count):
+def _check_indices(path, name, faces, count=None):
+    """(F, 3) ids in [0, count) (count None: only non-negative)."""
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise MeshError('%s: %s must be (F, 3), got %s' % (path, name, faces.shape))
-    if faces.size and (faces.min() < 0 or faces.max() >= count):
+    if faces.size and faces.min() < 0:
+        raise MeshError('%s: negative %s index' % (path, name))
+    if faces.size and count is not None and faces.max() >= count:
         raise MeshError('%s: %s index out of range [0, %d)' % (path, name, count))
 
 
-def write_obj(path, v, f, vt=None, ft=None, texture_image_name=None):
-    """Write an OBJ: vertices in order (repr-exact floats), 1-based faces; with vt / ft also UVs
-    and ``f a/ta ...`` faces; with ``texture_image_name`` also NAME.mtl next to it (map_Kd)."""
-    v = np.asarray(v, dtype=np.float64)
-    f = np.asarray(f, dtype=np.int64)
-    if v.ndim != 2 or v.shape[1] != 3:
-        raise MeshError('%s: vertices must be (V, 3), got %s' % (path, v.shape))
-    _check_indices(path, 'faces', f, len(v))
-    if (vt is None) != (ft is None):
-        raise MeshError('%s: vt and ft must be given together' % path)
-    if texture_image_name and vt is None:
-        raise MeshError('%s: a texture needs vt and ft' % path)
+class ObjTopology(object):
+    """The vertex-independent part of an OBJ file (UVs and faces), formatted once.
 
-    parts = []
-    if texture_image_name:
-        mtl_name = os.path.splitext(os.path.basename(path))[0] + '.mtl'
-        _write_text(os.path.join(os.path.dirname(os.path.abspath(path)), mtl_name),
-                      'newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd %s\n'
-                      % texture_image_name)
-        parts.append('mtllib %s\n' % mtl_name)
-    parts.append(_rows('v %r %r %r\n', v))  # %r: shortest text that reads back as the same float
-    if vt is None:
-        parts.append(_rows('f %d %d %d\n', f + 1))
-    else:
-        vt = np.asarray(vt, dtype=np.float64)
+    f (F, 3) vertex ids, 0-based; optional vt (T, 2) and ft (F, 3). Writing many meshes of
+    one topology (a batch of predictions) then only formats the vertices.
+    """
+
+    def __init__(self, f, vt=None, ft=None, name='mesh'):
+        f = np.asarray(f, dtype=np.int64)
+        _check_indices(name, 'faces', f)
+        if (vt is None) != (ft is None):
+            raise MeshError('%s: vt and ft must be given together' % name)
+        self.n_verts = int(f.max()) + 1 if f.size else 0
+        self.textured = vt is not None
+        if vt is None:
+            self.text = _rows('f %d %d %d\n', f + 1)
+            return
+        vt = _floats(vt)
         ft = np.asarray(ft, dtype=np.int64)
         if vt.ndim != 2 or vt.shape[1] != 2:
-            raise MeshError('%s: vt must be (T, 2), got %s' % (path, vt.shape))
-        _check_indices(path, 'ft', ft, len(vt))
+            raise MeshError('%s: vt must be (T, 2), got %s' % (name, vt.shape))
+        _check_indices(name, 'ft', ft, len(vt))
         if ft.shape != f.shape:
-            raise MeshError('%s: ft %s and f %s differ in shape' % (path, ft.shape, f.shape))
-        parts.append(_rows('vt %r %r\n', vt))
+            raise MeshError('%s: ft %s and f %s differ in shape' % (name, ft.shape, f.shape))
+        fmt = _float_format(vt)
+        self.text = (_rows('vt %s %s\n' % (fmt, fmt), vt)
+                     + _rows('f %d/%d %d/%d %d/%d\n', np.stack([f + 1, ft + 1], 2).reshape(-1, 6)))
+
+    def write(self, path, v, texture_image_name=None):
+        """Write vertices ``v`` (V, 3) in order (exact floats) with this topology to ``path``;
+        with ``texture_image_name`` also NAME.mtl next to it (map_Kd)."""
+        v = _floats(v)
+        if v.ndim != 2 or v.shape[1] != 3:
+            raise MeshError('%s: vertices must be (V, 3), got %s' % (path, v.shape))
+        if self.n_verts > len(v):
+            raise MeshError('%s: faces index out of range [0, %d)' % (path, len(v)))
+        if texture_image_name and not self.textured:
+            raise MeshError('%s: a texture needs vt and ft' % path)
+        header = ''
         if texture_image_name:
-            parts.append('usemtl material_0\n')
-        parts.append(_rows('f %d/%d %d/%d %d/%d\n',
-                           np.stack([f + 1, ft + 1], axis=2).reshape(-1, 6)))
-    _write_text(path, ''.join(parts))
+            mtl_name = os.path.splitext(os.path.basename(path))[0] + '.mtl'
+            _write_text(os.path.join(os.path.dirname(os.path.abspath(path)), mtl_name),
+                        'newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd %s\n'
+                        % texture_image_name)
+            header = 'mtllib %s\nusemtl material_0\n' % mtl_name
+        fmt = _float_format(v)
+        _write_text(path, header + _rows('v %s %s %s\n' % (fmt, fmt, fmt), v) + self.text)
+
+
+def write_obj(path, v, f, vt=None, ft=None, texture_image_name=None):
+    """Write an OBJ: vertices in order (exact floats), 1-based faces; with vt / ft also UVs
+    and ``f a/ta ...`` faces; with ``texture_image_name`` also NAME.mtl next to it (map_Kd)."""
+    ObjTopology(f, vt, ft, name=path).write(path, v, texture_image_name)
 
 
 def _fan(polygon):
