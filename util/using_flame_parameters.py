@@ -7,24 +7,28 @@ import numpy as np
 
 from smpl_webuser.serialization import load_model
 from smpl_webuser.verts import FlameModel
-from util.flame_params import flame_betas
 from util.mesh_io import Mesh
 from util.safe_pickle import load_npy_dict
 
 
 def neutral_vertices(model, shape, n_shape=300):
     """model: FlameModel or a model dict; shape (S,) or (N, S), S <= n_shape ->
-    vertices (V, 3) or (N, V, 3) of the neutral template."""
+    vertices (V, 3) or (N, V, 3) of the neutral template.
+
+    With zero pose, zero expression and zero translation FLAME reduces to
+    v_template + shapedirs[:, :, :S] . shape (the zero padding up to n_shape adds nothing),
+    so only that product is computed.
+    """
     if not isinstance(model, FlameModel):
         model = load_model(model)
     shape = np.asarray(shape, dtype=np.float64)
-    n_expr = model.shapedirs.shape[2] - n_shape
-    if n_expr < 0:
-        raise ValueError('the model has %d shape components, fewer than n_shape=%d'
-                         % (model.shapedirs.shape[2], n_shape))
-    betas = flame_betas(shape, np.zeros(shape.shape[:-1] + (0,)), n_shape, n_expr)
-    verts, _ = model.forward(betas=betas.reshape(-1, betas.shape[-1]))
-    return verts if shape.ndim > 1 else verts[0]
+    n_verts, _, n_all = model.shapedirs.shape
+    if shape.shape[-1] > min(n_shape, n_all):
+        raise ValueError('%d shape parameters do not fit the model\'s %d shape components'
+                         % (shape.shape[-1], min(n_shape, n_all)))
+    basis = model.shapedirs.reshape(n_verts * 3, n_all)[:, :shape.shape[-1]]  # (V*3, S), a view
+    offsets = np.matmul(basis, shape[..., None])[..., 0]                       # (..., V*3)
+    return model.v_template + offsets.reshape(shape.shape[:-1] + (n_verts, 3))
 
 
 def make_prdicted_mesh_neutral(predicted_params_path, flame_model_path):
