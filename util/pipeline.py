@@ -5,6 +5,7 @@ Each image's outputs are all computed in memory first and written atomically aft
 failing image leaves no partial files and never stops the rest of the batch.
 """
 import collections
+import concurrent.futures
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from util.atomic import atomic_path
 from util.camera import render_camera, to_camera
 from util.flame_params import split_theta
 from util.image_io import load_image, write_image
-from util.mesh_io import Mesh, load_mesh
+from util.mesh_io import ObjTopology, load_mesh
 from util.preprocess import preprocess_image
 from util.project_on_mesh import compute_texture_map
 from util.renderer import four_panel
@@ -64,6 +65,12 @@ class Pipeline:
             self.faces = self._template_faces(config.template_mesh)
         self.texture_data = (load_npy_dict(files['flame_texture_data_path'])
                              if config.save_texture else None)
+        # faces / UVs are the same for every image: format their OBJ text once
+        self.obj_mesh = ObjTopology(self.faces)
+        self.obj_neutral = ObjTopology(self.flame.f)
+        self.obj_textured = (ObjTopology(self.faces, self.texture_data['vt'],
+                                         self.texture_data['ft'])
+                             if config.save_texture else None)
         self.timings['load'] += time.perf_counter() - start
 
     def _template_faces(self, path):
@@ -84,7 +91,7 @@ class Pipeline:
         image = self._timed('read', load_image, img_path)
         crop, proc_param = self._timed('preprocess', preprocess_image, image, self.config.img_size)
         vertices, theta = self._timed('network', self.net.predict, crop[None], True)
-        return Prediction(image, proc_param, vertices[0].astype(np.float64), theta[0])
+        return Prediction(image, proc_param, vertices[0], theta[0])
 
     def outputs(self, name, pred):
         """{relative path: writer} for every requested output; all heavy work done here."""
@@ -94,47 +101,79 @@ class Pipeline:
         panel = self._timed('render', four_panel, pred.image, v_cam, self.faces, cam.f, cam.c)
         out = {os.path.join('images', name + '.png'): lambda p: write_image(p, panel)}
         if cfg.save_obj_file:
-            mesh = Mesh(pred.vertices, self.faces)
-            out[os.path.join('mesh', name + '.obj')] = mesh.write_obj
+            out[os.path.join('mesh', name + '.obj')] = (
+                lambda p: self.obj_mesh.write(p, pred.vertices))
         params = {k: v.copy() for k, v in split_theta(pred.theta).items()}
         if cfg.save_flame_parameters:
             out[os.path.join('params', name + '.npy')] = lambda p: save_params(p, params)
         if cfg.neutralize_expression:
             neutral = self._timed('neutralize', neutral_vertices, self.flame, params['shape'])
-            out[os.path.join('neutral_mesh', name + '.obj')] = Mesh(neutral, self.flame.f).write_obj
+            out[os.path.join('neutral_mesh', name + '.obj')] = (
+                lambda p: self.obj_neutral.write(p, neutral))
         if cfg.save_texture:
             td = self.texture_data
-            texture = self._timed('texture', compute_texture_map, pred.image, pred.vertices, cam, td)
-            textured = Mesh(pred.vertices, self.faces, vt=td['vt'], ft=td['ft'],
-                            texture_filepath=name + '.png')
+            texture = self._timed('texture', compute_texture_map, pred.image, pred.vertices,
+                                  cam, td, self.faces)
             out[os.path.join('texture', name + '.png')] = lambda p: write_image(p, texture)
-            out[os.path.join('texture', name + '.obj')] = textured.write_obj
+            out[os.path.join('texture', name + '.obj')] = (
+                lambda p: self.obj_textured.write(p, pred.vertices, name + '.png'))
         return out
 
-    def process(self, img_path, out_folder):
-        """All outputs of one image -> list of written paths."""
-        name = output_name(img_path)
-        writers = self.outputs(name, self.predict(img_path))
+    def save(self, name, pred, out_folder):
+        """Compute and write every requested output of one prediction -> written paths."""
+        writers = self.outputs(name, pred)
         start = time.perf_counter()
         written = []
         for rel, write in writers.items():
             path = os.path.join(out_folder, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
             write(path)
             written.append(path)
         self.timings['write'] += time.perf_counter() - start
         return written
 
+    def process(self, img_path, out_folder):
+        """All outputs of one image -> list of written paths."""
+        return self.save(output_name(img_path), self.predict(img_path), out_folder)
+
     def run(self, img_paths, out_folder, err=sys.stderr):
-        """Process every image; a failing one is reported in one line and skipped. -> #failed."""
+        """Process every image; a failing one is reported in one line and skipped. -> #failed.
+
+        Image k's outputs are rendered and written on a worker thread while the network runs
+        on image k+1 (TensorFlow releases the GIL), so the two overlap.
+        """
         failed = 0
-        for img_path in img_paths:
-            try:
-                self.process(img_path, out_folder)
-            except Exception as e:  # one bad item must not stop a batch of a million
-                failed += 1
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                if img_path not in msg:
-                    msg = '%s: %s' % (img_path, msg)
-                print('error: ' + msg, file=err)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+            pending = None
+            for img_path in img_paths:
+                try:
+                    pred = self.predict(img_path)
+                except Exception as e:  # one bad item must not stop a batch of a million
+                    failed += 1
+                    report(img_path, e, err)
+                    continue
+                failed += finish(pending, err)
+                pending = img_path, worker.submit(self.save, output_name(img_path), pred,
+                                                  out_folder)
+            failed += finish(pending, err)
         return failed
+
+
+def report(img_path, error, err):
+    """Print one line 'error: PATH: message' for a failed image."""
+    msg = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if img_path not in msg:
+        msg = '%s: %s' % (img_path, msg)
+    print('error: ' + msg, file=err)
+
+
+def finish(pending, err):
+    """Wait for a (img_path, future) from Pipeline.run -> 1 if it failed (reported), else 0."""
+    if pending is None:
+        return 0
+    img_path, future = pending
+    try:
+        future.result()
+    except Exception as e:  # noqa: BLE001 - reported per image, the batch goes on
+        report(img_path, e, err)
+        return 1
+    return 0
