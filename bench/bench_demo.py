@@ -1,0 +1,100 @@
+"""Whole demo (every output on) vs the encoder-only forward, in steady state, and the cold start.
+
+    python bench/bench_demo.py [--n 20]
+
+Runs on the --demo assets (synthetic model and checkpoint, same graph size as the original:
+ResNet-50 at 224² + regressor + FLAME decoder). Reports ratios measured in this one run.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+IMAGE = os.path.join(ROOT, 'input_images', 'astronaut.jpg')
+ALL_OUTPUTS = dict(save_obj_file=True, save_flame_parameters=True, neutralize_expression=True,
+                   save_texture=True)
+
+
+def encoder_feature(graph):
+    """The (1, 2048) image feature: the ResNet output that the regressor concatenates with theta."""
+    for op in graph.get_operations():
+        if op.type == 'ConcatV2':
+            for t in op.inputs:
+                if t.shape.as_list() == [1, 2048]:
+                    return t
+    raise RuntimeError('no (1, 2048) encoder feature found in the graph')
+
+
+def per_call(fn, n):
+    fn()  # warm
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--n', type=int, default=20)
+    args = parser.parse_args()
+
+    from config import default_config
+    from util.image_io import load_image
+    from util.model_files import resolve_model_files
+    from util.pipeline import Pipeline
+    from util.preprocess import preprocess_image
+
+    start = time.perf_counter()
+    config = default_config(demo=True, **ALL_OUTPUTS)
+    files = resolve_model_files(config)
+    assets_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pipe = Pipeline(config, files)
+    load_s = time.perf_counter() - start
+
+    out = tempfile.mkdtemp(prefix='ringnet_bench_')
+    pipe.run([IMAGE] * 2, out)  # warm: numba JIT, TF graph optimisation
+    pipe.timings.clear()
+    start = time.perf_counter()
+    assert pipe.run([IMAGE] * args.n, out) == 0
+    whole = (time.perf_counter() - start) / args.n
+    stages = {k: v / args.n for k, v in pipe.timings.items()}
+    start = time.perf_counter()
+    for _ in range(args.n):
+        pipe.process(IMAGE, out)
+    serial = (time.perf_counter() - start) / args.n
+
+    crop, _ = preprocess_image(load_image(IMAGE), 224)
+    feed = {pipe.net.images: crop[None]}
+    feature = encoder_feature(pipe.net.sess.graph)
+    encoder = per_call(lambda: pipe.net.sess.run(feature, feed), args.n)
+    network = per_call(lambda: pipe.net.predict(crop[None], True), args.n)
+
+    cmd = [sys.executable, '-m', 'demo', '--demo', '--img_path', IMAGE, '--out_folder',
+           tempfile.mkdtemp(prefix='ringnet_cold_')] + ['--%s=True' % k for k in ALL_OUTPUTS]
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    cold = time.perf_counter() - start
+
+    print('demo assets ready (generated or cached): %.2f s' % assets_s)
+    print('model + FLAME load:                      %.2f s' % load_s)
+    print('per image, steady state (ms), mean of %d:' % args.n)
+    for k in ('read', 'preprocess', 'network', 'render', 'neutralize', 'texture', 'write'):
+        print('  %-12s %8.1f' % (k, 1e3 * stages.get(k, 0.0)))
+    print('  %-12s %8.1f  (stages overlapped: outputs of image k written while the network '
+          'runs image k+1)' % ('whole demo', 1e3 * whole))
+    print('  %-12s %8.1f  (same, one image after the other)' % ('serial', 1e3 * serial))
+    print('encoder-only forward:   %8.1f ms' % (1e3 * encoder))
+    print('full network forward:   %8.1f ms' % (1e3 * network))
+    print('ratio whole demo / encoder-only forward: %.2fx (goal <= 1.3x)' % (whole / encoder))
+    print('cold start, one image, all outputs (new process, cached assets): %.2f s' % cold)
+
+
+if __name__ == '__main__':
+    main()
