@@ -59,10 +59,16 @@ class _Weights:
         return var
 
 
-def mean_theta():
-    """(1, 159) float64: cam (9, 0, 0), global pose (pi, 0, 0) (head y-down, facing -z), rest 0."""
+def mean_theta(model):
+    """model: FLAME arrays -> (1, 159) float64 mean theta: global pose (pi, 0, 0), so the head
+    comes out y-down and facing -z (image orientation); a camera that centres that head in the
+    crop with its larger side spanning 75% of it; jaw, shape and expression 0."""
+    root = model['J'][0]
+    flipped = model['v_template'][:, :2] * [1, -1] + [0, 2 * root[1]]  # (V, 2): pi about x at root
+    low, high = flipped.min(0), flipped.max(0)
     theta = np.zeros((1, N_THETA))
-    theta[0, 0] = 9.0
+    theta[0, 0] = 1.5 / (high - low).max()   # x_ndc = s (X + tx): 1.5 of the crop's 2 ndc units
+    theta[0, 1:3] = -(low + high) / 2        # centre of the head at the crop centre
     theta[0, 3] = np.pi
     return theta
 
@@ -281,7 +287,7 @@ def build_graph(w, model, variant, shadow_placeholder):
         feature = resnet_50(w, images, variant)
     flame = flame_variables(w, model)
     parents = [int(p) for p in model['parents']]
-    theta = tf.tile(w.variable('mean_param', mean_theta()), [BATCH_SIZE, 1])
+    theta = tf.tile(w.variable('mean_param', mean_theta(model)), [BATCH_SIZE, 1])
     first_hidden = None
     for _ in range(N_STEPS):
         delta, hidden = regressor_step(w, feature, theta)

@@ -127,8 +127,14 @@ def test_regressor_and_flame_variables(checkpoint_v2, model):
     assert names['posedirs'] == [36, 3 * n_verts]
     assert names['J_regressor'] == [n_verts, 5]
     mean = tf.train.load_checkpoint(checkpoint_v2).get_tensor('mean_param')[0]
-    np.testing.assert_allclose(mean[:9], [9, 0, 0, np.pi, 0, 0, 0, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(mean[3:9], [np.pi, 0, 0, 0, 0, 0], rtol=1e-6)
     assert not mean[9:].any()
+    # the mean camera frames the upside-down template: centred, larger side 1.5 ndc units
+    root = np.asarray(model['J_regressor'] @ model['v_template'])[0]
+    flipped = (model['v_template'] - root) * [1, -1, -1] + root
+    ndc = mean[0] * (flipped[:, :2] + mean[1:3])
+    np.testing.assert_allclose((ndc.min(0) + ndc.max(0)) / 2, 0, atol=1e-5)
+    np.testing.assert_allclose((ndc.max(0) - ndc.min(0)).max(), 1.5, rtol=1e-5)
 
 
 def test_graph_has_the_original_names_and_op_types(checkpoint_v1, checkpoint_v2):
@@ -169,8 +175,9 @@ def test_weights_give_bounded_varied_predictions(checkpoint_v2):
     theta, verts = run_saved_graph(checkpoint_v2, images)
     assert np.isfinite(verts).all()
     delta = theta - theta.mean(0)
-    assert np.all(np.abs(theta[:, 0] - 9) < 1)               # scale near the mean
-    assert np.all(np.abs(theta[:, 1:3]) < 0.2)               # small translation
+    mean = tf.train.load_checkpoint(checkpoint_v2).get_tensor('mean_param')[0]
+    assert np.all(np.abs(theta[:, 0] / mean[0] - 1) < 0.15)  # scale near the mean
+    assert np.all(np.abs(theta[:, 1:3] - mean[1:3]) < 0.2)   # small translation
     assert np.all(np.abs(theta[:, 3:9] - [np.pi, 0, 0, 0, 0, 0]) < np.radians(10))
     assert np.all(np.abs(theta[:, 9:]) < 3)                  # plausible shape / expression
     assert np.abs(delta[:, 9:]).max() > 0.01                  # and they depend on the image
@@ -181,8 +188,8 @@ def test_mean_only_gives_the_mean_head_upside_down(checkpoint_mean, model):
     rng = np.random.default_rng(2)
     images = rng.uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
     theta, verts = run_saved_graph(checkpoint_mean, images)
-    expected = np.zeros(159)
-    expected[[0, 3]] = 9, np.pi
+    expected = tf.train.load_checkpoint(checkpoint_mean).get_tensor('mean_param')[0]
+    assert expected[3] == np.float32(np.pi) and not expected[4:].any()
     np.testing.assert_allclose(theta, [expected, expected], atol=1e-6)
     # global pose (pi, 0, 0) about the root joint: y and z flip (image orientation, facing -z)
     root = np.asarray(model['J_regressor'] @ model['v_template'])[0]
