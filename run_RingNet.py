@@ -86,7 +86,27 @@ def output_subgraph(graph_def, meta_path):
         raise RingNetLoadError('%s: not a RingNet graph: no op %s (it has e.g. %s)'
                                % (meta_path, ', '.join(missing),
                                   _few(sorted(names)) or 'no ops'))
-    return tf1.graph_util.extract_sub_graph(graph_def, [THETA_OP, VERTS_OP])
+    return ancestors_subgraph(graph_def, [THETA_OP, VERTS_OP], meta_path)
+
+
+def ancestors_subgraph(graph_def, outputs, meta_path):
+    """GraphDef of the nodes that ``outputs`` (op names) depend on, in the original order."""
+    nodes = {node.name: node for node in graph_def.node}
+    keep, todo = set(), list(outputs)
+    while todo:
+        name = todo.pop()
+        if name not in nodes:
+            raise RingNetLoadError('%s: broken graph: op %s is used but not defined'
+                                   % (meta_path, name))
+        if name not in keep:
+            keep.add(name)
+            # inputs look like 'op', 'op:1' or '^op' (control dependency)
+            todo.extend(i.lstrip('^').split(':')[0] for i in nodes[name].input)
+    sub = tf1.GraphDef()
+    sub.versions.CopyFrom(graph_def.versions)
+    sub.library.CopyFrom(graph_def.library)
+    sub.node.extend(node for node in graph_def.node if node.name in keep)
+    return sub
 
 
 def input_placeholder(graph_def, meta_path):
