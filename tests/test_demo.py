@@ -93,6 +93,46 @@ def test_demo_outputs_read_back_independently(demo_run, cache_dir):
     assert 'mtllib astronaut.mtl' in textured and '\nvt ' in textured
 
 
+def test_neutral_without_params_and_template_mesh_faces(demo_run, cache_dir, tmp_path):
+    """Neutralizing does not depend on saving the parameters; --template_mesh supplies faces."""
+    import trimesh
+    from util.demo_assets import ensure_demo_assets
+    from util.mesh_io import read_obj
+    from util.using_flame_parameters import make_prdicted_mesh_neutral
+    first, _ = demo_run
+    files = ensure_demo_assets(cache_dir)
+    reference = trimesh.load(os.path.join(first, 'mesh/astronaut.obj'), process=False)
+    # a template with the same vertices and a different face list, as a binary PLY
+    faces = np.asarray(reference.faces)[::-1][:, [0, 2, 1]]
+    template = str(tmp_path / 'template.ply')
+    trimesh.Trimesh(reference.vertices, faces, process=False).export(template)
+
+    out = tmp_path / 'out'
+    proc = run_demo(['--demo', '--img_path', IMAGE, '--out_folder', str(out),
+                     '--neutralize_expression=True', '--save_obj_file=True',
+                     '--template_mesh', template], cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert not (out / 'params').exists()
+    neutral = read_obj(str(out / 'neutral_mesh/astronaut.obj'))
+    np.testing.assert_array_equal(neutral.v, read_obj(os.path.join(
+        first, 'neutral_mesh/astronaut.obj')).v)
+    # the original's entry point, from the saved parameters, gives the same template
+    original = make_prdicted_mesh_neutral(os.path.join(first, 'params/astronaut.npy'),
+                                          files['flame_model_path'])
+    np.testing.assert_allclose(original.v, neutral.v, atol=1e-12)
+    np.testing.assert_array_equal(read_obj(str(out / 'mesh/astronaut.obj')).f, faces)
+
+
+def test_missing_image_is_a_one_line_error(cache_dir, tmp_path):
+    missing = str(tmp_path / 'nope.jpg')
+    proc = run_demo(['--demo', '--img_path', missing, '--out_folder', str(tmp_path / 'o')],
+                    cache_dir)
+    assert proc.returncode == 1
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+    assert len(errors) == 1 and missing in errors[0]
+    assert 'Traceback' not in proc.stderr
+
+
 def test_missing_model_files_are_named(cache_dir, tmp_path):
     proc = run_demo(['--img_path', IMAGE, '--out_folder', str(tmp_path / 'o'),
                      '--load_path', str(tmp_path / 'model' / 'ring_6_68641'),
