@@ -22,3 +22,12 @@ def checkpoint_v2(tmp_path_factory, flame_assets):
     from synthetic.checkpoint import write_checkpoint
     prefix = os.path.join(str(tmp_path_factory.mktemp('ckpt_v2')), 'ring_6_68641')
     return write_checkpoint(prefix, flame_assets['flame_model'], variant='v2', seed=0)
+
+
+@pytest.fixture(scope='session')
+def checkpoint_v1(tmp_path_factory, flame_assets):
+    """ResNet-50 v1 encoder, input ``input_images_1`` (as when the original demo imported it)."""
+    from synthetic.checkpoint import write_checkpoint
+    prefix = os.path.join(str(tmp_path_factory.mktemp('ckpt_v1')), 'ring_6_68641')
+    return write_checkpoint(prefix, flame_assets['flame_model'], variant='v1', seed=1,
+                            shadow_placeholder=True)

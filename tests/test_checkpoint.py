@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from smpl_webuser.lbs import lbs
 from smpl_webuser.serialization import load_model_arrays
-from synthetic.checkpoint import write_checkpoint
 from util.flame_params import theta_to_flame_inputs
 
 tf1 = tf.compat.v1
@@ -21,13 +20,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # torchvision/Keras ResNet-50 (same layers as slim v1): 25,557,032 parameters, of which the
 # 1000-class logits layer holds 2048 * 1000 + 1000. Conv kernels + BN gamma/beta make the rest.
 RESNET50_V1_PARAMS = 25557032 - (2048 * 1000 + 1000)
-
-
-@pytest.fixture(scope='module')
-def checkpoint_v1(tmp_path_factory, flame_assets):
-    prefix = os.path.join(str(tmp_path_factory.mktemp('ckpt_v1')), 'ring_6_68641')
-    return write_checkpoint(prefix, flame_assets['flame_model'], variant='v1', seed=3,
-                            shadow_placeholder=True)
 
 
 @pytest.fixture(scope='module')

@@ -8,18 +8,9 @@ import tensorflow as tf
 
 from config import default_config
 from run_RingNet import RingNet_inference, RingNetInputError, RingNetLoadError
-from synthetic.checkpoint import write_checkpoint
 
 tf1 = tf.compat.v1
 FILES = ('.meta', '.index', '.data-00000-of-00001')
-
-
-@pytest.fixture(scope='module')
-def checkpoint_v1(tmp_path_factory, flame_assets):
-    """v1 encoder whose input is ``input_images_1`` (the original demo's situation)."""
-    prefix = os.path.join(str(tmp_path_factory.mktemp('ckpt_v1')), 'ring_6_68641')
-    return write_checkpoint(prefix, flame_assets['flame_model'], variant='v1', seed=1,
-                            shadow_placeholder=True)
 
 
 @pytest.fixture(scope='module')
