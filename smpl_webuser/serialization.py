@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from smpl_webuser.posemapper import posemap
 from smpl_webuser.verts import FlameModel
-from util.safe_pickle import load_pickle
+from util.safe_pickle import ChumpyExpression, load_pickle
 
 # Old key names the original loader also accepted (SMPL's backwards-compatibility renames).
 _RENAMED_KEYS = (('default_v', 'v_template'), ('template_v', 'v_template'),
@@ -75,9 +75,15 @@ def load_model_arrays(path_or_dict):
             raise ModelFormatError('%s: expected a pickled dict, found %s'
                                    % (source, type(raw).__name__))
     raw = _canonical_keys(raw)
+    if isinstance(raw.get('J'), ChumpyExpression):
+        del raw['J']  # recomputed from the regressor below
     for key in _REQUIRED_KEYS:
         if key not in raw:
             raise ModelFormatError("%s: missing key '%s' in the model file" % (source, key))
+        if isinstance(raw[key], ChumpyExpression):
+            raise ModelFormatError("%s: '%s' is a chumpy expression (%s) without a stored value; "
+                                   "only plain arrays can be read without chumpy"
+                                   % (source, key, raw[key].qualname))
 
     out = {name: np.array(raw[name], dtype=np.float64)
            for name in ('v_template', 'shapedirs', 'posedirs', 'weights')}

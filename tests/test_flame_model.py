@@ -246,6 +246,22 @@ def test_chumpy_written_model_file_loads(tmp_path):
                                _reference(d, betas[0], pose[0], trans[0])[0], atol=1e-10)
 
 
+def test_chumpy_expressions_only_matter_where_needed(tmp_path):
+    ch = pytest.importorskip('chumpy')
+    d = _model_dict(seed=13)
+    written = dict(d, v_template=ch.array(d['v_template']),
+                   J=ch.array(d['v_template'][:5]) * 0,            # expression: recomputed
+                   pose_training_info=ch.array(np.ones(3)) + 1)   # expression nobody needs
+    path = tmp_path / 'generic_model.pkl'
+    path.write_bytes(pickle.dumps(written, protocol=2))
+    model = load_model_arrays(str(path))
+    np.testing.assert_allclose(model['J'], d['J_regressor'] @ d['v_template'], atol=1e-12)
+    written['shapedirs'] = ch.array(d['shapedirs']) * 1.0
+    path.write_bytes(pickle.dumps(written, protocol=2))
+    with pytest.raises(ModelFormatError, match="'shapedirs' is a chumpy expression"):
+        load_model_arrays(str(path))
+
+
 def test_theta_layout():
     theta = np.arange(159.0)
     parts = split_theta(theta)

@@ -57,6 +57,18 @@ _SPARSE_CLASSES = frozenset('%s_%s' % (fmt, kind)
                             for fmt in ('csc', 'csr', 'coo') for kind in ('matrix', 'array'))
 
 
+class ChumpyExpression(object):
+    """Marker for a chumpy object pickled without a value (a computed expression such as
+    ``a * 2``): evaluating it would need chumpy. Files whose needed arrays are plain values
+    still load; whoever needs this entry reports it (see smpl_webuser.serialization)."""
+
+    def __init__(self, qualname):
+        self.qualname = qualname
+
+    def __repr__(self):
+        return '<chumpy expression %s without a stored value>' % self.qualname
+
+
 class _Recorded(object):
     """Stand-in for a foreign class: keeps the pickled state for later conversion."""
     qualname = ''
@@ -136,11 +148,10 @@ def _sparse_from_state(stub, path):
 
 
 def _chumpy_from_state(stub, path, memo):
+    """numpy array of a chumpy object's stored value 'x', or a ChumpyExpression marker."""
     state = getattr(stub, 'state', None)
     if not isinstance(state, dict) or 'x' not in state:
-        raise PickleFormatError(
-            "%s: chumpy object %s has no stored value 'x' (only plain ch.array values can be "
-            "read without chumpy)" % (path, stub.qualname))
+        return ChumpyExpression(stub.qualname)
     return np.asarray(_convert(state['x'], path, memo))
 
 
