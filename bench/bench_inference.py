@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # before TensorFlow loads: placement chatter
+
 
 def timed(fn, *args):
     """(result, seconds) of fn(*args)."""

@@ -16,7 +16,10 @@ import argparse
 import os
 
 import numpy as np
-import tensorflow as tf
+
+if __name__ == '__main__':  # soft placement of GPU-pinned ops warns once per op; read at import
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import tensorflow as tf  # noqa: E402
 
 from smpl_webuser.serialization import load_model_arrays
 
