@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-IMAGE = os.path.join(ROOT, 'input_images', 'astronaut.jpg')
+IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
 ALL_OUTPUTS = dict(save_obj_file=True, save_flame_parameters=True, neutralize_expression=True,
                    save_texture=True)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMAGE = os.path.join(ROOT, 'input_images', 'astronaut.jpg')
+IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
 ALL_OUTPUTS = ['--save_obj_file=True', '--save_flame_parameters=True',
                '--neutralize_expression=True', '--save_texture=True']
 
@@ -49,9 +49,9 @@ def reference_prediction(cache_dir):
 
 def test_demo_writes_all_seven_files(demo_run):
     out, proc = demo_run
-    expected = ['images/astronaut.png', 'mesh/astronaut.obj', 'params/astronaut.npy',
-                'neutral_mesh/astronaut.obj', 'texture/astronaut.png', 'texture/astronaut.obj',
-                'texture/astronaut.mtl']
+    expected = ['images/000001.png', 'mesh/000001.obj', 'params/000001.npy',
+                'neutral_mesh/000001.obj', 'texture/000001.png', 'texture/000001.obj',
+                'texture/000001.mtl']
     found = sorted(os.path.relpath(os.path.join(d, f), out)
                    for d, _, fs in os.walk(out) for f in fs)
     assert found == sorted(expected)
@@ -63,10 +63,10 @@ def test_demo_outputs_read_back_independently(demo_run, cache_dir):
     out, _ = demo_run
     files, verts, theta = reference_prediction(cache_dir)
 
-    mesh = trimesh.load(os.path.join(out, 'mesh/astronaut.obj'), process=False)
+    mesh = trimesh.load(os.path.join(out, 'mesh/000001.obj'), process=False)
     np.testing.assert_allclose(mesh.vertices, verts, atol=1e-6)  # same count, same order
 
-    params = np.load(os.path.join(out, 'params/astronaut.npy'), allow_pickle=True)[()]
+    params = np.load(os.path.join(out, 'params/000001.npy'), allow_pickle=True)[()]
     assert {k: v.shape for k, v in params.items()} == {
         'cam': (3,), 'pose': (6,), 'shape': (100,), 'expression': (50,)}
     np.testing.assert_allclose(np.concatenate([params[k] for k in ('cam', 'pose', 'shape',
@@ -78,19 +78,19 @@ def test_demo_outputs_read_back_independently(demo_run, cache_dir):
         flame = pickle.load(fh, encoding='latin1')
     shapedirs = np.asarray(flame['shapedirs'])
     expected = np.asarray(flame['v_template']) + shapedirs[:, :, :100].dot(params['shape'])
-    neutral = trimesh.load(os.path.join(out, 'neutral_mesh/astronaut.obj'), process=False)
+    neutral = trimesh.load(os.path.join(out, 'neutral_mesh/000001.obj'), process=False)
     np.testing.assert_allclose(neutral.vertices, expected, atol=1e-6)
     np.testing.assert_array_equal(neutral.faces, np.asarray(flame['f']))
 
     img = cv2.imread(IMAGE)
-    panel = cv2.imread(os.path.join(out, 'images/astronaut.png'))
+    panel = cv2.imread(os.path.join(out, 'images/000001.png'))
     assert panel.shape == (img.shape[0], 4 * img.shape[1], 3)
-    texture = cv2.imread(os.path.join(out, 'texture/astronaut.png'))
+    texture = cv2.imread(os.path.join(out, 'texture/000001.png'))
     assert texture.shape == (512, 512, 3) and texture.any()
-    mtl = open(os.path.join(out, 'texture/astronaut.mtl')).read()
-    assert 'map_Kd astronaut.png' in mtl
-    textured = open(os.path.join(out, 'texture/astronaut.obj')).read()
-    assert 'mtllib astronaut.mtl' in textured and '\nvt ' in textured
+    mtl = open(os.path.join(out, 'texture/000001.mtl')).read()
+    assert 'map_Kd 000001.png' in mtl
+    textured = open(os.path.join(out, 'texture/000001.obj')).read()
+    assert 'mtllib 000001.mtl' in textured and '\nvt ' in textured
 
 
 def test_neutral_without_params_and_template_mesh_faces(demo_run, cache_dir, tmp_path):
@@ -101,7 +101,7 @@ def test_neutral_without_params_and_template_mesh_faces(demo_run, cache_dir, tmp
     from util.using_flame_parameters import make_prdicted_mesh_neutral
     first, _ = demo_run
     files = ensure_demo_assets(cache_dir)
-    reference = trimesh.load(os.path.join(first, 'mesh/astronaut.obj'), process=False)
+    reference = trimesh.load(os.path.join(first, 'mesh/000001.obj'), process=False)
     # a template with the same vertices and a different face list, as a binary PLY
     faces = np.asarray(reference.faces)[::-1][:, [0, 2, 1]]
     template = str(tmp_path / 'template.ply')
@@ -113,14 +113,14 @@ def test_neutral_without_params_and_template_mesh_faces(demo_run, cache_dir, tmp
                      '--template_mesh', template], cache_dir)
     assert proc.returncode == 0, proc.stderr
     assert not (out / 'params').exists()
-    neutral = read_obj(str(out / 'neutral_mesh/astronaut.obj'))
+    neutral = read_obj(str(out / 'neutral_mesh/000001.obj'))
     np.testing.assert_array_equal(neutral.v, read_obj(os.path.join(
-        first, 'neutral_mesh/astronaut.obj')).v)
+        first, 'neutral_mesh/000001.obj')).v)
     # the original's entry point, from the saved parameters, gives the same template
-    original = make_prdicted_mesh_neutral(os.path.join(first, 'params/astronaut.npy'),
+    original = make_prdicted_mesh_neutral(os.path.join(first, 'params/000001.npy'),
                                           files['flame_model_path'])
     np.testing.assert_allclose(original.v, neutral.v, atol=1e-12)
-    np.testing.assert_array_equal(read_obj(str(out / 'mesh/astronaut.obj')).f, faces)
+    np.testing.assert_array_equal(read_obj(str(out / 'mesh/000001.obj')).f, faces)
 
 
 def test_missing_image_is_a_one_line_error(cache_dir, tmp_path):
@@ -155,13 +155,14 @@ def test_batch_with_bad_and_unusual_images(cache_dir, tmp_path):
     cv2.imwrite(str(folder / 'rgba.png'), cv2.cvtColor(rgb, cv2.COLOR_BGR2BGRA))
     cv2.imwrite(str(folder / 'deep.png'), rgb.astype(np.uint16) * 257)
     (folder / 'broken.jpg').write_bytes(b'not an image at all')
+    (folder / 'long.jpeg').write_bytes(open(IMAGE, 'rb').read())  # NAME = stem, not [:-4]
     out = tmp_path / 'out'
     proc = run_demo(['--demo', '--img_path', str(folder), '--out_folder', str(out),
                      '--save_obj_file=True'], cache_dir)
     assert proc.returncode == 1
     errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
     assert len(errors) == 1 and 'broken.jpg' in errors[0]
-    for name in ('gray', 'rgba', 'deep'):
+    for name in ('gray', 'rgba', 'deep', 'long'):
         assert (out / 'images' / (name + '.png')).is_file()
         assert (out / 'mesh' / (name + '.obj')).is_file()
     leftovers = [f for _, _, fs in os.walk(out) for f in fs if 'broken' in f or f.startswith('.')]

@@ -84,7 +84,7 @@ def test_float_tiff_is_taken_as_unit_range(tmp_path):
 
 
 def test_jpeg_matches_pil_decoder():
-    path = os.path.join(ROOT, 'input_images', 'astronaut.jpg')
+    path = os.path.join(ROOT, 'input_images', '000001.jpg')
     ours = load_image(path).astype(int)
     ref = np.asarray(Image.open(path).convert('RGB')).astype(int)
     assert ours.shape == ref.shape
