@@ -156,12 +156,14 @@ def test_batch_with_bad_and_unusual_images(cache_dir, tmp_path):
     cv2.imwrite(str(folder / 'deep.png'), rgb.astype(np.uint16) * 257)
     (folder / 'broken.jpg').write_bytes(b'not an image at all')
     (folder / 'long.jpeg').write_bytes(open(IMAGE, 'rb').read())  # NAME = stem, not [:-4]
+    (folder / 'long.png').write_bytes(open(IMAGE, 'rb').read())  # same NAME as long.jpeg
     out = tmp_path / 'out'
     proc = run_demo(['--demo', '--img_path', str(folder), '--out_folder', str(out),
                      '--save_obj_file=True'], cache_dir)
     assert proc.returncode == 1
     errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
-    assert len(errors) == 1 and 'broken.jpg' in errors[0]
+    assert len(errors) == 2 and 'broken.jpg' in errors[0]
+    assert 'long.png' in errors[1] and 'long.jpeg' in errors[1]  # sorted: .jpeg comes first
     for name in ('gray', 'rgba', 'deep', 'long'):
         assert (out / 'images' / (name + '.png')).is_file()
         assert (out / 'mesh' / (name + '.obj')).is_file()

@@ -142,9 +142,16 @@ class Pipeline:
         on image k+1 (TensorFlow releases the GIL), so the two overlap.
         """
         failed = 0
+        names = {}  # output NAME -> the image that claimed it ('a.jpg' and 'a.png' collide)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
             pending = None
             for img_path in img_paths:
+                claimed = names.setdefault(output_name(img_path), img_path)
+                if claimed != img_path:
+                    failed += 1
+                    report(img_path, ValueError('outputs would overwrite those of %s (same name '
+                                                '%s)' % (claimed, output_name(img_path))), err)
+                    continue
                 try:
                     pred = self.predict(img_path)
                 except Exception as e:  # one bad item must not stop a batch of a million
