@@ -106,6 +106,12 @@ def ancestors_subgraph(graph_def, outputs, meta_path):
     sub.versions.CopyFrom(graph_def.versions)
     sub.library.CopyFrom(graph_def.library)
     sub.node.extend(node for node in graph_def.node if node.name in keep)
+    for node in sub.node:  # colocation with an op left out would make the import fail
+        if '_class' in node.attr:
+            locs = [loc for loc in node.attr['_class'].list.s
+                    if loc.decode('utf-8', 'replace')[len('loc:@'):] in keep]
+            del node.attr['_class'].list.s[:]
+            node.attr['_class'].list.s.extend(locs)
     return sub
 
 

@@ -107,13 +107,16 @@ def test_missing_file_is_named(checkpoint_v2, tmp_path, suffix):
     one_line_error(exc, prefix + suffix, 'not found', 'model/')
 
 
-def test_training_ops_unknown_to_tf2_do_not_break_loading(checkpoint_v2, net_v2, images,
+def test_training_ops_and_their_colocations_do_not_break_loading(checkpoint_v2, net_v2, images,
                                                           tmp_path):
     prefix = linked_copy(checkpoint_v2, tmp_path, skip=('.meta',))
     meta = tf1.MetaGraphDef()
     with open(checkpoint_v2 + '.meta', 'rb') as fh:
         meta.ParseFromString(fh.read())
     meta.graph_def.node.add(name='train/ApplyMagic', op='Tf112OnlyTrainingOp', input=['add_2'])
+    # an output op colocated with a saver op (left out of the imported sub-graph)
+    output = next(node for node in meta.graph_def.node if node.name == 'add_2')
+    output.attr['_class'].list.s.append(b'loc:@save/Const')
     with open(prefix + '.meta', 'wb') as fh:
         fh.write(meta.SerializeToString())
     with tf.Graph().as_default(), pytest.raises(Exception, match='Tf112OnlyTrainingOp'):
