@@ -146,11 +146,13 @@ def lambertian_colors(v_cam, faces, color=LIGHT_BLUE):
     return np.clip(shade[:, None] * np.asarray(color, dtype=np.float64), 0., 1.)
 
 
-def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_BLUE):
+def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_BLUE,
+                colors=None):
     """Lit mesh over ``background`` (H,W,3) uint8 (white when None) -> (H,W,3) uint8.
 
     v_cam (V,3) camera coordinates; faces (F,3); f focal length and c (2,) principal point in
-    pixels of the (height, width) image. Vertex colours are interpolated with the barycentrics.
+    pixels of the (height, width) image. Vertex colours are interpolated with the barycentrics;
+    ``colors`` (V,3) in [0, 1] are used as given, else lambertian_colors(v_cam, faces, color).
     """
     v_cam = np.asarray(v_cam, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
@@ -161,7 +163,9 @@ def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_
         out = np.array(background, dtype=np.uint8, copy=True)
         if out.shape != (height, width, 3):
             raise ValueError('render_mesh: background %s is not (%d, %d, 3)' % (out.shape, height, width))
-    _shade_kernel(face_id, bary, faces, lambertian_colors(v_cam, faces, color), out)
+    if colors is None:
+        colors = lambertian_colors(v_cam, faces, color)
+    _shade_kernel(face_id, bary, faces, colors, out)
     return out
 
 
@@ -170,8 +174,9 @@ def four_panel(image, v_cam, faces, f, c):
     mesh turned 30 degrees about y around its centroid, on white."""
     image = np.asarray(image, dtype=np.uint8)
     height, width = image.shape[:2]
+    colors = lambertian_colors(v_cam, faces)  # the same for both unrotated panels
     panels = (image,
-              render_mesh(v_cam, faces, f, c, height, width, background=image),
-              render_mesh(v_cam, faces, f, c, height, width),
+              render_mesh(v_cam, faces, f, c, height, width, background=image, colors=colors),
+              render_mesh(v_cam, faces, f, c, height, width, colors=colors),
               render_mesh(rotate_y(v_cam, 30.), faces, f, c, height, width))
     return np.concatenate(panels, axis=1)
