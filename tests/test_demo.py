@@ -171,6 +171,12 @@ def test_batch_with_bad_and_unusual_images(cache_dir, tmp_path):
     assert leftovers == []
 
 
+def test_img_size_must_match_the_network(cache_dir, tmp_path):
+    proc = run_demo(['--demo', '--img_size=256', '--out_folder', str(tmp_path / 'o')], cache_dir)
+    assert proc.returncode == 2 and 'takes 224x224 images' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
 def test_unknown_flag_is_a_clear_error(cache_dir):
     proc = run_demo(['--no_such_flag=1'], cache_dir)
     assert proc.returncode == 2 and 'no_such_flag' in proc.stderr

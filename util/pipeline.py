@@ -59,6 +59,10 @@ class Pipeline:
         start = time.perf_counter()
         config.load_path = files['load_path']
         self.net = RingNet_inference(config)
+        if tuple(self.net.image_shape[:2]) != (config.img_size, config.img_size):
+            raise ValueError('%s: the network takes %dx%d images, but --img_size is %d'
+                             % (files['load_path'], self.net.image_shape[0],
+                                self.net.image_shape[1], config.img_size))
         self.flame = load_model(files['flame_model_path'])
         self.faces = self.flame.f
         if config.template_mesh:
