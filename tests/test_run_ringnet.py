@@ -176,6 +176,33 @@ def test_checkpoint_of_another_model(checkpoint_v2, tmp_path):
     one_line_error(exc, mixed + '.index', 'lacks', '3D_module/fc1/weights', 'it has e.g. w')
 
 
+def test_resource_variables_and_newer_op_types_load(tmp_path):
+    """Re-saved by a newer TF 1.x: resource variables, AddV2; only the names are the original's."""
+    prefix = str(tmp_path / 'ring_6_68641')
+    rng = np.random.default_rng(5)
+    w_value, v_value = rng.normal(size=(3, 159)), rng.normal(size=(1, 7, 3))
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, (1, 224, 224, 3), name='input_images')
+        w = tf1.get_variable('w', w_value.shape, initializer=tf1.constant_initializer(w_value),
+                             use_resource=True)
+        v = tf1.get_variable('v', v_value.shape, initializer=tf1.constant_initializer(v_value),
+                             use_resource=True)
+        theta = tf.raw_ops.AddV2(x=tf.reduce_mean(x, [1, 2]) @ w, y=tf.zeros((1, 159)),
+                                 name='add_2')
+        with tf1.name_scope('Flamenetnormal_2'):
+            tf.raw_ops.AddV2(x=v * theta[:, :1, None], y=tf.zeros((1, 7, 3)), name='Add_9')
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(sess, prefix)
+    net = RingNet_inference(default_config(load_path=prefix))
+    image = rng.uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
+    verts, theta = net.predict(image, get_parameters=True)
+    expected_theta = image.mean((1, 2)) @ w_value
+    np.testing.assert_allclose(theta, expected_theta, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(verts, v_value * expected_theta[:, :1, None], rtol=1e-4, atol=1e-5)
+
+
 def test_wrong_images_are_refused(net_v2, images):
     for bad, fragment in ((images[0], '(224, 224, 3)'),
                           (np.zeros((1, 100, 100, 3), np.float32), '(1, 100, 100, 3)'),
