@@ -48,3 +48,46 @@ def test_batch_outputs_belong_to_their_own_image(checkpoint_v2, flame_assets, im
         np.testing.assert_array_equal(params['shape'], theta[0, 9:109])
         thetas.append(theta[0])
     assert not np.allclose(thetas[0], thetas[1]) and not np.allclose(thetas[0], thetas[2])
+
+
+def test_failing_image_leaves_none_of_its_outputs(checkpoint_v2, flame_assets, tmp_path):
+    config = default_config(save_obj_file=True, save_flame_parameters=True,
+                            neutralize_expression=True, save_texture=True)
+    files = {'load_path': checkpoint_v2, 'flame_model_path': flame_assets['flame_model'],
+             'flame_texture_data_path': flame_assets['texture_data']}
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'texture').write_text('a file where the texture folder should be')
+    errors = []
+
+    class Err:
+        write = errors.append
+
+    assert Pipeline(config, files).run([IMAGE], str(out), err=Err) == 1
+    assert ''.join(errors).count('error:') == 1
+    written = [os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs]
+    assert written == ['texture']  # no other output of the image, no temporaries
+
+
+def test_texture_keeps_flame_faces_with_a_template_mesh(checkpoint_v2, flame_assets, tmp_path):
+    """ft pairs with FLAME's faces row by row: a --template_mesh must not change the textured
+    OBJ (nor the normals the texture projection uses)."""
+    from smpl_webuser.serialization import load_model
+    from util.mesh_io import write_obj
+    flame = load_model(flame_assets['flame_model'])
+    template = str(tmp_path / 'template.obj')
+    write_obj(template, flame.v_template, flame.f[::-1][:, [0, 2, 1]])
+    files = {'load_path': checkpoint_v2, 'flame_model_path': flame_assets['flame_model'],
+             'flame_texture_data_path': flame_assets['texture_data']}
+    outputs = {}
+    for name, extra in (('plain', {}), ('template', {'template_mesh': template})):
+        config = default_config(save_obj_file=True, save_texture=True, **extra)
+        out = tmp_path / name
+        assert Pipeline(config, files).run([IMAGE], str(out)) == 0
+        outputs[name] = out
+    textured = read_obj(str(outputs['template'] / 'texture' / '000001.obj'))
+    np.testing.assert_array_equal(textured.f, flame.f)
+    mesh = read_obj(str(outputs['template'] / 'mesh' / '000001.obj'))
+    np.testing.assert_array_equal(mesh.f, flame.f[::-1][:, [0, 2, 1]])
+    same = [cv2.imread(str(outputs[n] / 'texture' / '000001.png')) for n in outputs]
+    np.testing.assert_array_equal(same[0], same[1])

@@ -32,7 +32,8 @@ class Mesh(object):
         write_obj(path, self.v, self.f, self.vt, self.ft, texture)
 
 
-def _write_text(path, text):
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically (MeshError naming the file on failure)."""
     try:
         with atomic_path(path) as tmp, open(tmp, 'w') as fh:
             fh.write(text)
@@ -96,25 +97,37 @@ class ObjTopology(object):
         self.text = (_rows('vt %s %s\n' % (fmt, fmt), vt)
                      + _rows('f %d/%d %d/%d %d/%d\n', np.stack([f + 1, ft + 1], 2).reshape(-1, 6)))
 
-    def write(self, path, v, texture_image_name=None):
-        """Write vertices ``v`` (V, 3) in order (exact floats) with this topology to ``path``;
-        with ``texture_image_name`` also NAME.mtl next to it (map_Kd)."""
+    def obj_text(self, v, mtl_name=None, name='mesh'):
+        """OBJ file text for vertices ``v`` (V, 3) in order (exact floats) with this topology;
+        with ``mtl_name`` it names that material library (``mtllib``)."""
         v = _floats(v)
         if v.ndim != 2 or v.shape[1] != 3:
-            raise MeshError('%s: vertices must be (V, 3), got %s' % (path, v.shape))
+            raise MeshError('%s: vertices must be (V, 3), got %s' % (name, v.shape))
         if self.n_verts > len(v):
-            raise MeshError('%s: faces index out of range [0, %d)' % (path, len(v)))
-        if texture_image_name and not self.textured:
-            raise MeshError('%s: a texture needs vt and ft' % path)
-        header = ''
+            raise MeshError('%s: faces index out of range [0, %d)' % (name, len(v)))
+        if mtl_name and not self.textured:
+            raise MeshError('%s: a texture needs vt and ft' % name)
+        header = 'mtllib %s\nusemtl material_0\n' % mtl_name if mtl_name else ''
+        fmt = _float_format(v)
+        return header + _rows('v %s %s %s\n' % (fmt, fmt, fmt), v) + self.text
+
+    def write(self, path, v, texture_image_name=None):
+        """Write ``obj_text(v)`` to ``path``; with ``texture_image_name`` also NAME.mtl next to
+        it, naming that image (as psbody-mesh did)."""
+        mtl_name = None
         if texture_image_name:
             mtl_name = os.path.splitext(os.path.basename(path))[0] + '.mtl'
-            _write_text(os.path.join(os.path.dirname(os.path.abspath(path)), mtl_name),
-                        'newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd %s\n'
-                        % texture_image_name)
-            header = 'mtllib %s\nusemtl material_0\n' % mtl_name
-        fmt = _float_format(v)
-        _write_text(path, header + _rows('v %s %s %s\n' % (fmt, fmt, fmt), v) + self.text)
+        text = self.obj_text(v, mtl_name, name=path)
+        if mtl_name:
+            write_text(os.path.join(os.path.dirname(os.path.abspath(path)), mtl_name),
+                       mtl_text(texture_image_name))
+        write_text(path, text)
+
+
+def mtl_text(texture_image_name):
+    """Material library text: one material whose diffuse map is ``texture_image_name``."""
+    return ('newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd %s\n'
+            % texture_image_name)
 
 
 def write_obj(path, v, f, vt=None, ft=None, texture_image_name=None):

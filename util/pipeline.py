@@ -1,11 +1,13 @@
 """Image -> RingNet prediction -> every output of the original demo.
 
 The network and the FLAME files are loaded once per ``Pipeline``; images then stream through.
-Each image's outputs are all computed in memory first and written atomically afterwards, so a
-failing image leaves no partial files and never stops the rest of the batch.
+Each image's outputs are all computed in memory first, then written to temporary files that
+are renamed into place only once every one of them is written: a failing image leaves none of
+its outputs (and no partial file) behind, and never stops the rest of the batch.
 """
 import collections
 import concurrent.futures
+import contextlib
 import os
 import sys
 import time
@@ -18,11 +20,11 @@ from util.atomic import atomic_path
 from util.camera import render_camera, to_camera
 from util.flame_params import split_theta
 from util.image_io import load_image, write_image
-from util.mesh_io import ObjTopology, load_mesh
+from util.mesh_io import ObjTopology, load_mesh, mtl_text
 from util.preprocess import preprocess_image
 from util.project_on_mesh import compute_texture_map
 from util.renderer import four_panel
-from util.safe_pickle import load_npy_dict
+from util.texture_data import load_texture_data
 from util.using_flame_parameters import neutral_vertices
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -44,10 +46,9 @@ def output_name(img_path):
     return os.path.splitext(os.path.basename(img_path))[0]
 
 
-def save_params(path, params):
-    """np.save of the original's dict {'cam','pose','shape','expression'} (1-d arrays)."""
-    with atomic_path(path) as tmp:
-        np.save(tmp, params)
+def write_text(path, text):
+    with open(path, 'w') as fh:
+        fh.write(text)
 
 
 class Pipeline:
@@ -67,12 +68,15 @@ class Pipeline:
         self.faces = self.flame.f
         if config.template_mesh:
             self.faces = self._template_faces(config.template_mesh)
-        self.texture_data = (load_npy_dict(files['flame_texture_data_path'])
+        # the texture's UV faces (ft) pair row by row with FLAME's own faces, whatever
+        # --template_mesh says
+        self.texture_data = (load_texture_data(files['flame_texture_data_path'],
+                                               len(self.flame.v_template), len(self.flame.f))
                              if config.save_texture else None)
         # faces / UVs are the same for every image: format their OBJ text once
         self.obj_mesh = ObjTopology(self.faces)
         self.obj_neutral = ObjTopology(self.flame.f)
-        self.obj_textured = (ObjTopology(self.faces, self.texture_data['vt'],
+        self.obj_textured = (ObjTopology(self.flame.f, self.texture_data['vt'],
                                          self.texture_data['ft'])
                              if config.save_texture else None)
         self.timings['load'] += time.perf_counter() - start
@@ -98,42 +102,48 @@ class Pipeline:
         return Prediction(image, proc_param, vertices[0], theta[0])
 
     def outputs(self, name, pred):
-        """{relative path: writer} for every requested output; all heavy work done here."""
+        """{relative path: writer(path)} for every requested output; all heavy work done here."""
         cfg = self.config
         cam = render_camera(pred.theta[:3], pred.proc_param, cfg.img_size)
         v_cam = to_camera(pred.vertices, cam)
         panel = self._timed('render', four_panel, pred.image, v_cam, self.faces, cam.f, cam.c)
         out = {os.path.join('images', name + '.png'): lambda p: write_image(p, panel)}
         if cfg.save_obj_file:
-            out[os.path.join('mesh', name + '.obj')] = (
-                lambda p: self.obj_mesh.write(p, pred.vertices))
-        params = {k: v.copy() for k, v in split_theta(pred.theta).items()}
+            text = self.obj_mesh.obj_text(pred.vertices)
+            out[os.path.join('mesh', name + '.obj')] = lambda p: write_text(p, text)
+        params = {k: v.copy() for k, v in split_theta(
+            pred.theta, cfg.pose_params, cfg.shape_params, cfg.expression_params).items()}
         if cfg.save_flame_parameters:
-            out[os.path.join('params', name + '.npy')] = lambda p: save_params(p, params)
+            out[os.path.join('params', name + '.npy')] = lambda p: np.save(p, params)
         if cfg.neutralize_expression:
             neutral = self._timed('neutralize', neutral_vertices, self.flame, params['shape'])
+            text_neutral = self.obj_neutral.obj_text(neutral)
             out[os.path.join('neutral_mesh', name + '.obj')] = (
-                lambda p: self.obj_neutral.write(p, neutral))
+                lambda p: write_text(p, text_neutral))
         if cfg.save_texture:
-            td = self.texture_data
             texture = self._timed('texture', compute_texture_map, pred.image, pred.vertices,
-                                  cam, td, self.faces)
+                                  cam, self.texture_data, self.flame.f)
+            text_textured = self.obj_textured.obj_text(pred.vertices, name + '.mtl')
             out[os.path.join('texture', name + '.png')] = lambda p: write_image(p, texture)
-            out[os.path.join('texture', name + '.obj')] = (
-                lambda p: self.obj_textured.write(p, pred.vertices, name + '.png'))
+            out[os.path.join('texture', name + '.mtl')] = (
+                lambda p: write_text(p, mtl_text(name + '.png')))
+            out[os.path.join('texture', name + '.obj')] = lambda p: write_text(p, text_textured)
         return out
 
     def save(self, name, pred, out_folder):
-        """Compute and write every requested output of one prediction -> written paths."""
+        """Compute and write every requested output of one prediction -> written paths.
+
+        All-or-nothing: each output goes to a temporary file; they are renamed into place only
+        after all were written (util.atomic), and removed if any of them fails.
+        """
         writers = self.outputs(name, pred)
         start = time.perf_counter()
-        written = []
-        for rel, write in writers.items():
-            path = os.path.join(out_folder, rel)
-            write(path)
-            written.append(path)
+        paths = [os.path.join(out_folder, rel) for rel in writers]
+        with contextlib.ExitStack() as stack:
+            for path, write in zip(paths, writers.values()):
+                write(stack.enter_context(atomic_path(path)))
         self.timings['write'] += time.perf_counter() - start
-        return written
+        return paths
 
     def process(self, img_path, out_folder):
         """All outputs of one image -> list of written paths."""

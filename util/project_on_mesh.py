@@ -26,7 +26,8 @@ def compute_texture_map(image, vertices, cam, texture_data, faces):
     """Copy image pixels onto the camera-facing texels of the UV map.
 
     image (H,W,3) uint8; vertices (V,3) as predicted (not yet shifted by cam.t);
-    cam a util.camera.RenderCamera; texture_data the FLAME texture dict (formats §7);
+    cam a util.camera.RenderCamera; texture_data the FLAME texture dict (formats §7; see
+    util.texture_data.load_texture_data for a checked one);
     faces (F,3) the mesh's faces (for the vertex normals).
     -> (img_size, img_size, 3) uint8 texture, zero where nothing was projected.
     Texels whose interpolated normal has z > 0 face away from the camera and are skipped;
@@ -53,8 +54,14 @@ def _project_texels(image, vertices, normals, t, f, c, tex_faces, bary, rows, co
     """Per texel: barycentric point and normal; camera-facing and strictly inside the image
     -> copy the pixel it projects to (rounded half to even) into texture[rows, cols]."""
     height, width = image.shape[0], image.shape[1]
+    n_verts, size = vertices.shape[0], texture.shape[0]
     for i in range(tex_faces.shape[0]):
         a, b, d = tex_faces[i, 0], tex_faces[i, 1], tex_faces[i, 2]
+        # numba does not bounds-check: bad texture data must not write outside the arrays
+        if (min(a, b, d) < 0 or max(a, b, d) >= n_verts or not 0 <= rows[i] < size
+                or not 0 <= cols[i] < size):
+            raise ValueError('texture data index out of range (check it with '
+                             'util.texture_data.check_texture_data)')
         w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
         if w0 * normals[a, 2] + w1 * normals[b, 2] + w2 * normals[d, 2] > 0:
             continue  # faces away from the camera
