@@ -46,13 +46,19 @@ def _reason(exc):
 
 
 def resolve_prefix(load_path):
-    """Checkpoint prefix for ``load_path`` (a prefix, or a folder with a ``checkpoint`` file)."""
-    if os.path.isdir(load_path):
-        prefix = tf.train.latest_checkpoint(load_path)
-        if prefix is None:
-            raise RingNetLoadError('%s: folder holds no checkpoint (%s)' % (load_path, WHERE))
+    """Checkpoint prefix for ``load_path``: a prefix, or a folder holding one checkpoint (named
+    by its ``checkpoint`` file, or else its only ``.meta``: ``checkpoint`` files often hold
+    absolute paths of the machine that wrote them)."""
+    if not os.path.isdir(load_path):
+        return load_path
+    prefix = tf.train.latest_checkpoint(load_path)
+    if prefix is not None:
         return prefix
-    return load_path
+    metas = glob.glob(os.path.join(glob.escape(load_path), '*.meta'))
+    if len(metas) != 1:
+        raise RingNetLoadError('%s: folder holds %s checkpoint (%s)'
+                               % (load_path, 'no' if not metas else 'more than one', WHERE))
+    return metas[0][:-len('.meta')]
 
 
 def check_files(prefix):

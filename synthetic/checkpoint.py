@@ -372,7 +372,7 @@ def write_checkpoint(prefix, flame_model, variant='v2', seed=0, mean_only=False,
             images, theta, verts, hidden = build_graph(w, model, variant, shadow_placeholder)
         if (theta.op.name, verts.op.name) != (THETA_NAME, VERTS_NAME):
             raise RuntimeError('graph outputs are named %s, %s' % (theta.op.name, verts.op.name))
-        saver = tf1.train.Saver()
+        saver = tf1.train.Saver(save_relative_paths=True)  # the folder can move
         config = tf1.ConfigProto(allow_soft_placement=True)
         # grappler would re-optimize the whole graph for each of calibration's ~100 distinct runs
         config.graph_options.rewrite_options.disable_meta_optimizer = True
