@@ -32,7 +32,9 @@ def build_flags(flag_values=None):
     flags.DEFINE_string('flame_texture_data_path', './flame_model/texture_data_512.npy',
                         'path to the FLAME texture data', flag_values=fv)
     flags.DEFINE_string('load_path', PRETRAINED_MODEL, 'path to trained model', flag_values=fv)
-    flags.DEFINE_integer('batch_size', 1, 'Images per network call (the graph runs 1 at a time)',
+    flags.DEFINE_integer('batch_size', 1,
+                         'Images per network call, for graphs without a fixed batch size (the '
+                         'original graph has batch 1 built in; the demo feeds one image at a time)',
                          flag_values=fv)
     flags.DEFINE_integer('img_size', 224,
                          'Input image size to the network after preprocessing', flag_values=fv)
@@ -51,10 +53,29 @@ def build_flags(flag_values=None):
     return fv
 
 
+HELP_FLAGS = ('-h', '--help', '-help', '--helpfull', '-?')
+
+
+def wants_help(argv):
+    """True if ``argv`` (argv[0] is the program name) asks for the flag list."""
+    return any(arg in HELP_FLAGS for arg in argv[1:])
+
+
+def help_text():
+    """Every flag with its default and meaning (what --help prints)."""
+    return 'usage: python -m demo [--flag=value ...]\n\n' + build_flags().get_help()
+
+
 def get_config(argv=None):
-    """Parse ``argv`` (default ``sys.argv``; argv[0] is the program name) and return the flags."""
+    """Parse ``argv`` (default ``sys.argv``; argv[0] is the program name) and return the flags.
+
+    Raises absl.flags.Error for an unknown flag, a bad value, or a leftover argument (the
+    original takes every input as a flag, e.g. ``--img_path photo.jpg``).
+    """
     fv = build_flags()
-    fv(list(sys.argv if argv is None else argv))
+    rest = fv(list(sys.argv if argv is None else argv))
+    if len(rest) > 1:
+        raise flags.Error('unexpected argument %r (give images with --img_path)' % rest[1])
     return fv
 
 

@@ -171,13 +171,41 @@ def test_batch_with_bad_and_unusual_images(cache_dir, tmp_path):
     assert leftovers == []
 
 
-def test_img_size_must_match_the_network(cache_dir, tmp_path):
+def test_img_size_and_theta_layout_must_match_the_network(cache_dir, tmp_path):
     proc = run_demo(['--demo', '--img_size=256', '--out_folder', str(tmp_path / 'o')], cache_dir)
     assert proc.returncode == 2 and 'takes 224x224 images' in proc.stderr
     assert 'Traceback' not in proc.stderr
+    proc = run_demo(['--demo', '--shape_params=90', '--out_folder', str(tmp_path / 'o')],
+                    cache_dir)
+    assert proc.returncode == 2 and 'predicts 159 parameters' in proc.stderr and '= 149' in proc.stderr
 
 
 def test_unknown_flag_is_a_clear_error(cache_dir):
     proc = run_demo(['--no_such_flag=1'], cache_dir)
     assert proc.returncode == 2 and 'no_such_flag' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_checkpoint_folder_and_help(cache_dir, tmp_path):
+    """--load_path may name the folder holding a 'checkpoint' file; --help lists the flags."""
+    from util.demo_assets import ensure_demo_assets
+    files = ensure_demo_assets(cache_dir)
+    out = tmp_path / 'o'
+    proc = run_demo(['--img_path', IMAGE, '--out_folder', str(out),
+                     '--load_path', os.path.dirname(files['load_path']),
+                     '--flame_model_path', files['flame_model_path']], cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / 'images' / '000001.png').is_file()
+    proc = run_demo(['--help'], cache_dir)
+    assert proc.returncode == 0
+    for flag in ('--img_path', 'save_texture', '--flame_texture_data_path', 'demo:'):
+        assert flag in proc.stdout
+
+
+def test_leftover_argument_and_empty_folder_are_errors(cache_dir, tmp_path):
+    proc = run_demo(['--demo', 'photo.jpg'], cache_dir)
+    assert proc.returncode == 2 and "unexpected argument 'photo.jpg'" in proc.stderr
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    proc = run_demo(['--demo', '--img_path', str(empty)], cache_dir)
+    assert proc.returncode == 1 and 'no image files' in proc.stderr

@@ -4,7 +4,7 @@ import shutil
 import tempfile
 
 # Bump when the generators change, so stale caches are not reused.
-DEMO_ASSETS_VERSION = 'demo-v2'
+DEMO_ASSETS_VERSION = 'demo-v3'
 
 DEMO_NOTICE = (
     'NOTE: --demo runs on a SYNTHETIC FLAME-format model and a synthetic checkpoint whose regressor '

@@ -1,4 +1,5 @@
 """Find the licensed model files (or the --demo stand-ins) and explain clearly what is missing."""
+import glob
 import os
 
 from util.demo_assets import ensure_demo_assets
@@ -11,11 +12,26 @@ class MissingModelFilesError(IOError):
     """Raised when licensed files are absent; the message lists each one and where to get it."""
 
 
+DATA_SHARD = '.data-00000-of-00001'
+
+
+def _exists(path):
+    """Is the file there? For a checkpoint's data file, any sharding will do."""
+    if path.endswith(DATA_SHARD):
+        return bool(glob.glob(glob.escape(path[:-len(DATA_SHARD)]) + '.data-*-of-*'))
+    return os.path.isfile(path)
+
+
 def required_files(config):
-    """[(path, what it is, where it comes from)] for the files this run needs."""
+    """[(path, what it is, where it comes from)] for the files this run needs.
+
+    ``load_path`` is a checkpoint prefix, or a folder holding one checkpoint.
+    """
     ckpt = config.load_path
-    needed = [(ckpt + ext, 'RingNet checkpoint (goes in model/)', RINGNET_PAGE)
-              for ext in ('.meta', '.index', '.data-00000-of-00001')]
+    needed = []
+    if not os.path.isdir(ckpt):  # a folder is searched by the loader, which names what lacks
+        needed = [(ckpt + ext, 'RingNet checkpoint (goes in model/)', RINGNET_PAGE)
+                  for ext in ('.meta', '.index', DATA_SHARD)]
     needed.append((config.flame_model_path, 'FLAME model (goes in flame_model/)',
                    FLAME_PAGE + ', "FLAME 2020" or later'))
     if config.save_texture:
@@ -34,7 +50,7 @@ def resolve_model_files(config):
     """
     if config.demo:
         return ensure_demo_assets()
-    missing = [m for m in required_files(config) if not os.path.isfile(m[0])]
+    missing = [m for m in required_files(config) if not _exists(m[0])]
     if missing:
         lines = ['missing model file(s):']
         lines += ['  %s  -- %s; download from %s' % m for m in missing]

@@ -60,6 +60,11 @@ class Pipeline:
         start = time.perf_counter()
         config.load_path = files['load_path']
         self.net = RingNet_inference(config)
+        n_theta = 3 + config.pose_params + config.shape_params + config.expression_params
+        if n_theta != self.net.theta.shape[-1]:
+            raise ValueError('%s: the network predicts %d parameters, but 3 + --pose_params + '
+                             '--shape_params + --expression_params = %d'
+                             % (files['load_path'], self.net.theta.shape[-1], n_theta))
         if tuple(self.net.image_shape[:2]) != (config.img_size, config.img_size):
             raise ValueError('%s: the network takes %dx%d images, but --img_size is %d'
                              % (files['load_path'], self.net.image_shape[0],
