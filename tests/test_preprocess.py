@@ -28,7 +28,11 @@ def reference_crop(img, img_size=224):
     return (2 * (crop / 255. - 0.5)).astype(np.float32), scale, (sx, sy)
 
 
-@pytest.mark.parametrize('hw', SIZES)
+RANDOM_SIZES = [tuple(int(n) for n in hw)  # seeded: the same 24 random sizes on every run
+                for hw in np.random.default_rng(2026).integers(2, 900, size=(24, 2))]
+
+
+@pytest.mark.parametrize('hw', SIZES + RANDOM_SIZES)
 def test_matches_reference_bit_for_bit(hw):
     rng = np.random.default_rng(hw[0] * 10007 + hw[1])
     img = rng.integers(0, 256, size=hw + (3,), dtype=np.uint8)

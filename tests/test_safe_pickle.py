@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from util.safe_pickle import (ChumpyExpression, PickleFormatError, UnsafePickleError, load_npy,
+from util.safe_pickle import (ChumpyExpression, UnsafePickleError, load_npy,
                               load_npy_dict, load_pickle)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
