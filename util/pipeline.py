@@ -114,7 +114,7 @@ class Pipeline:
         panel = self._timed('render', four_panel, pred.image, v_cam, self.faces, cam.f, cam.c)
         out = {os.path.join('images', name + '.png'): lambda p: write_image(p, panel)}
         if cfg.save_obj_file:
-            text = self.obj_mesh.obj_text(pred.vertices)
+            text = self._timed('obj text', self.obj_mesh.obj_text, pred.vertices)
             out[os.path.join('mesh', name + '.obj')] = lambda p: write_text(p, text)
         params = {k: v.copy() for k, v in split_theta(
             pred.theta, cfg.pose_params, cfg.shape_params, cfg.expression_params).items()}
@@ -122,13 +122,14 @@ class Pipeline:
             out[os.path.join('params', name + '.npy')] = lambda p: np.save(p, params)
         if cfg.neutralize_expression:
             neutral = self._timed('neutralize', neutral_vertices, self.flame, params['shape'])
-            text_neutral = self.obj_neutral.obj_text(neutral)
+            text_neutral = self._timed('obj text', self.obj_neutral.obj_text, neutral)
             out[os.path.join('neutral_mesh', name + '.obj')] = (
                 lambda p: write_text(p, text_neutral))
         if cfg.save_texture:
             texture = self._timed('texture', compute_texture_map, pred.image, pred.vertices,
                                   cam, self.texture_data, self.flame.f)
-            text_textured = self.obj_textured.obj_text(pred.vertices, name + '.mtl')
+            text_textured = self._timed('obj text', self.obj_textured.obj_text, pred.vertices,
+                                        name + '.mtl')
             out[os.path.join('texture', name + '.png')] = lambda p: write_image(p, texture)
             out[os.path.join('texture', name + '.mtl')] = (
                 lambda p: write_text(p, mtl_text(name + '.png')))
