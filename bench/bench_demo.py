@@ -85,7 +85,7 @@ def main():
     print('model + FLAME load:                      %.2f s' % load_s)
     print('per image, steady state (ms), best of 3 rounds of %d images:' % args.n)
     for k in ('read', 'preprocess', 'network', 'render', 'neutralize', 'texture', 'obj text',
-              'write'):
+              'png', 'write'):
         print('  %-12s %8.1f' % (k, 1e3 * stages.get(k, 0.0)))
     print('  %-12s %8.1f  (stages overlapped: outputs of image k written while the network '
           'runs image k+1)' % ('whole demo', 1e3 * whole))

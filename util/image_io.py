@@ -58,15 +58,24 @@ def load_image(path):
     return np.ascontiguousarray(img[..., ::-1])
 
 
-def write_image(path, rgb):
-    """Write (H,W,3) uint8 RGB to ``path`` (format from its extension) atomically, as BGR via cv2."""
+def encode_image(rgb, ext='.png', name='image'):
+    """(H,W,3) uint8 RGB -> the bytes of an image file of type ``ext`` (BGR on disk via cv2,
+    i.e. correct colours). ``name`` only labels errors."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ImageError('%s: expected an (H,W,3) uint8 image, got %s %s' % (path, rgb.shape, rgb.dtype))
-    with atomic_path(path) as tmp:
-        try:
-            ok = cv2.imwrite(tmp, np.ascontiguousarray(rgb[..., ::-1]))
-        except cv2.error:  # e.g. an extension cv2 has no encoder for
-            ok = False
-        if not ok:
-            raise ImageError('%s: could not encode image' % path)
+        raise ImageError('%s: expected an (H,W,3) uint8 image, got %s %s'
+                         % (name, rgb.shape, rgb.dtype))
+    try:
+        ok, data = cv2.imencode(ext, np.ascontiguousarray(rgb[..., ::-1]))
+    except cv2.error:  # e.g. an extension cv2 has no encoder for
+        ok = False
+    if not ok:
+        raise ImageError('%s: could not encode image as %s' % (name, ext))
+    return data.tobytes()
+
+
+def write_image(path, rgb):
+    """Write (H,W,3) uint8 RGB to ``path`` (format from its extension) atomically."""
+    data = encode_image(rgb, os.path.splitext(path)[1], name=path)
+    with atomic_path(path) as tmp, open(tmp, 'wb') as fh:
+        fh.write(data)

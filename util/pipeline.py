@@ -19,7 +19,7 @@ from smpl_webuser.serialization import load_model
 from util.atomic import atomic_path
 from util.camera import render_camera, to_camera
 from util.flame_params import split_theta
-from util.image_io import load_image, write_image
+from util.image_io import encode_image, load_image
 from util.mesh_io import ObjTopology, load_mesh, mtl_text
 from util.preprocess import preprocess_image
 from util.project_on_mesh import compute_texture_map
@@ -44,6 +44,11 @@ def list_images(img_path):
 def output_name(img_path):
     """The original's NAME: the file name without its extension (also right for '.jpeg')."""
     return os.path.splitext(os.path.basename(img_path))[0]
+
+
+def write_bytes(path, data):
+    with open(path, 'wb') as fh:
+        fh.write(data)
 
 
 def write_text(path, text):
@@ -112,7 +117,8 @@ class Pipeline:
         cam = render_camera(pred.theta[:3], pred.proc_param, cfg.img_size)
         v_cam = to_camera(pred.vertices, cam)
         panel = self._timed('render', four_panel, pred.image, v_cam, self.faces, cam.f, cam.c)
-        out = {os.path.join('images', name + '.png'): lambda p: write_image(p, panel)}
+        panel_png = self._timed('png', encode_image, panel)
+        out = {os.path.join('images', name + '.png'): lambda p: write_bytes(p, panel_png)}
         if cfg.save_obj_file:
             text = self._timed('obj text', self.obj_mesh.obj_text, pred.vertices)
             out[os.path.join('mesh', name + '.obj')] = lambda p: write_text(p, text)
@@ -130,7 +136,8 @@ class Pipeline:
                                   cam, self.texture_data, self.flame.f)
             text_textured = self._timed('obj text', self.obj_textured.obj_text, pred.vertices,
                                         name + '.mtl')
-            out[os.path.join('texture', name + '.png')] = lambda p: write_image(p, texture)
+            texture_png = self._timed('png', encode_image, texture)
+            out[os.path.join('texture', name + '.png')] = lambda p: write_bytes(p, texture_png)
             out[os.path.join('texture', name + '.mtl')] = (
                 lambda p: write_text(p, mtl_text(name + '.png')))
             out[os.path.join('texture', name + '.obj')] = lambda p: write_text(p, text_textured)
