@@ -91,3 +91,22 @@ def test_texture_keeps_flame_faces_with_a_template_mesh(checkpoint_v2, flame_ass
     np.testing.assert_array_equal(mesh.f, flame.f[::-1][:, [0, 2, 1]])
     same = [cv2.imread(str(outputs[n] / 'texture' / '000001.png')) for n in outputs]
     np.testing.assert_array_equal(same[0], same[1])
+
+
+def test_flame_model_of_another_size_is_refused_at_start(checkpoint_v2, tmp_path):
+    import pickle
+    import scipy.sparse as sp
+    rng = np.random.default_rng(0)
+    n = 30
+    small = {'v_template': rng.normal(size=(n, 3)), 'f': rng.integers(0, n, (8, 3)),
+             'shapedirs': rng.normal(size=(n, 3, 400)), 'posedirs': np.zeros((n, 3, 36)),
+             'J_regressor': sp.csc_matrix(np.full((5, n), 1.0 / n)),
+             'weights': np.full((n, 5), 0.2), 'kintree_table': np.array([[-1, 0, 1, 1, 1],
+                                                                         [0, 1, 2, 3, 4]])}
+    path = str(tmp_path / 'generic_model.pkl')
+    with open(path, 'wb') as fh:
+        pickle.dump(small, fh, protocol=2)
+    files = {'load_path': checkpoint_v2, 'flame_model_path': path,
+             'flame_texture_data_path': ''}
+    with pytest.raises(ValueError, match='has 30 vertices, the network predicts 5023'):
+        Pipeline(default_config(), files)

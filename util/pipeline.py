@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import time
+import types
 
 import numpy as np
 
@@ -63,8 +64,8 @@ class Pipeline:
         self.config = config
         self.timings = collections.Counter()
         start = time.perf_counter()
-        config.load_path = files['load_path']
-        self.net = RingNet_inference(config)
+        self.net = RingNet_inference(types.SimpleNamespace(load_path=files['load_path'],
+                                                           batch_size=config.batch_size))
         n_theta = 3 + config.pose_params + config.shape_params + config.expression_params
         if n_theta != self.net.theta.shape[-1]:
             raise ValueError('%s: the network predicts %d parameters, but 3 + --pose_params + '
@@ -75,6 +76,10 @@ class Pipeline:
                              % (files['load_path'], self.net.image_shape[0],
                                 self.net.image_shape[1], config.img_size))
         self.flame = load_model(files['flame_model_path'])
+        if self.net.verts.shape[1] != len(self.flame.v_template):
+            raise ValueError('%s: the FLAME model has %d vertices, the network predicts %d'
+                             % (files['flame_model_path'], len(self.flame.v_template),
+                                self.net.verts.shape[1]))
         self.faces = self.flame.f
         if config.template_mesh:
             self.faces = self._template_faces(config.template_mesh)
