@@ -33,7 +33,7 @@ def required_files(config):
         needed = [(ckpt + ext, 'RingNet checkpoint (goes in model/)', RINGNET_PAGE)
                   for ext in ('.meta', '.index', DATA_SHARD)]
     needed.append((config.flame_model_path, 'FLAME model (goes in flame_model/)',
-                   FLAME_PAGE + ', "FLAME 2020" or later'))
+                   FLAME_PAGE + ', FLAME 2019, 2020 or 2023'))
     if config.save_texture:
         needed.append((config.flame_texture_data_path, 'FLAME texture data (goes in flame_model/)',
                        FLAME_PAGE + ', FLAME_texture_data.zip'))
