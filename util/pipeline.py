@@ -8,6 +8,7 @@ its outputs (and no partial file) behind, and never stops the rest of the batch.
 import collections
 import concurrent.futures
 import contextlib
+import io
 import os
 import sys
 import time
@@ -47,14 +48,11 @@ def output_name(img_path):
     return os.path.splitext(os.path.basename(img_path))[0]
 
 
-def write_bytes(path, data):
-    with open(path, 'wb') as fh:
-        fh.write(data)
-
-
-def write_text(path, text):
-    with open(path, 'w') as fh:
-        fh.write(text)
+def npy_bytes(value):
+    """The bytes ``np.save`` writes for ``value`` (a dict is saved as a 0-d object array)."""
+    buffer = io.BytesIO()
+    np.save(buffer, value)
+    return buffer.getvalue()
 
 
 class Pipeline:
@@ -117,35 +115,31 @@ class Pipeline:
         return Prediction(image, proc_param, vertices[0], theta[0])
 
     def outputs(self, name, pred):
-        """{relative path: writer(path)} for every requested output; all heavy work done here."""
+        """{relative path: file content (bytes)} for every requested output."""
         cfg = self.config
         cam = render_camera(pred.theta[:3], pred.proc_param, cfg.img_size)
         v_cam = to_camera(pred.vertices, cam)
         panel = self._timed('render', four_panel, pred.image, v_cam, self.faces, cam.f, cam.c)
-        panel_png = self._timed('png', encode_image, panel)
-        out = {os.path.join('images', name + '.png'): lambda p: write_bytes(p, panel_png)}
+        out = {os.path.join('images', name + '.png'): self._timed('png', encode_image, panel)}
         if cfg.save_obj_file:
-            text = self._timed('obj text', self.obj_mesh.obj_text, pred.vertices)
-            out[os.path.join('mesh', name + '.obj')] = lambda p: write_text(p, text)
+            out[os.path.join('mesh', name + '.obj')] = self._timed(
+                'obj text', self.obj_mesh.obj_text, pred.vertices).encode()
         params = {k: v.copy() for k, v in split_theta(
             pred.theta, cfg.pose_params, cfg.shape_params, cfg.expression_params).items()}
         if cfg.save_flame_parameters:
-            out[os.path.join('params', name + '.npy')] = lambda p: np.save(p, params)
+            out[os.path.join('params', name + '.npy')] = npy_bytes(params)
         if cfg.neutralize_expression:
             neutral = self._timed('neutralize', neutral_vertices, self.flame, params['shape'])
-            text_neutral = self._timed('obj text', self.obj_neutral.obj_text, neutral)
-            out[os.path.join('neutral_mesh', name + '.obj')] = (
-                lambda p: write_text(p, text_neutral))
+            out[os.path.join('neutral_mesh', name + '.obj')] = self._timed(
+                'obj text', self.obj_neutral.obj_text, neutral).encode()
         if cfg.save_texture:
             texture = self._timed('texture', compute_texture_map, pred.image, pred.vertices,
                                   cam, self.texture_data, self.flame.f)
-            text_textured = self._timed('obj text', self.obj_textured.obj_text, pred.vertices,
-                                        name + '.mtl')
-            texture_png = self._timed('png', encode_image, texture)
-            out[os.path.join('texture', name + '.png')] = lambda p: write_bytes(p, texture_png)
-            out[os.path.join('texture', name + '.mtl')] = (
-                lambda p: write_text(p, mtl_text(name + '.png')))
-            out[os.path.join('texture', name + '.obj')] = lambda p: write_text(p, text_textured)
+            out[os.path.join('texture', name + '.png')] = self._timed('png', encode_image,
+                                                                      texture)
+            out[os.path.join('texture', name + '.mtl')] = mtl_text(name + '.png').encode()
+            out[os.path.join('texture', name + '.obj')] = self._timed(
+                'obj text', self.obj_textured.obj_text, pred.vertices, name + '.mtl').encode()
         return out
 
     def save(self, name, pred, out_folder):
@@ -154,12 +148,13 @@ class Pipeline:
         All-or-nothing: each output goes to a temporary file; they are renamed into place only
         after all were written (util.atomic), and removed if any of them fails.
         """
-        writers = self.outputs(name, pred)
+        contents = self.outputs(name, pred)
         start = time.perf_counter()
-        paths = [os.path.join(out_folder, rel) for rel in writers]
+        paths = [os.path.join(out_folder, rel) for rel in contents]
         with contextlib.ExitStack() as stack:
-            for path, write in zip(paths, writers.values()):
-                write(stack.enter_context(atomic_path(path)))
+            for path, data in zip(paths, contents.values()):
+                with open(stack.enter_context(atomic_path(path)), 'wb') as fh:
+                    fh.write(data)
         self.timings['write'] += time.perf_counter() - start
         return paths
 
