@@ -1,7 +1,9 @@
 """RingNet demo: ``python -m demo --img_path IMG --out_folder OUT [--save_obj_file=True ...]``.
 
-Thin by design: parse flags, find the model files, run the pipeline, set the exit status
-(0 all images done, 1 some image failed, 2 the model files are missing or unusable).
+Thin by design: parse flags, list the inputs, find the model files, pick the backend, run the
+pipeline, set the exit status (0 all images done, 1 some image failed, 2 the model files are
+missing or unusable). Answers that need no network (--help, a wrong flag, no input) come
+before TensorFlow is imported.
 """
 import os
 import sys
@@ -11,8 +13,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up
 from absl import flags  # noqa: E402
 
 from config import get_config, help_text, wants_help  # noqa: E402
-from util.demo_assets import DEMO_NOTICE  # noqa: E402
-from util.model_files import resolve_model_files  # noqa: E402
+from synthetic.demo_assets import DEMO_NOTICE  # noqa: E402
+from util.pipeline import Pipeline  # noqa: E402
+from util.pipeline.backends import load_backend  # noqa: E402
+from util.pipeline.model_files import resolve_model_files  # noqa: E402
+from util.pipeline.sources import InputError, image_items, input_paths  # noqa: E402
 
 
 def main(argv=None):
@@ -25,21 +30,22 @@ def main(argv=None):
     except flags.Error as e:
         print('error: %s (see --help)' % e, file=sys.stderr)
         return 2
+    try:
+        paths = input_paths(config.img_path)
+    except InputError as e:
+        print('error: %s' % e, file=sys.stderr)
+        return 1
     if config.demo:
         print(DEMO_NOTICE, file=sys.stderr)
-    from util.pipeline import Pipeline, list_images  # heavy imports (TensorFlow) only now
-    images = list_images(config.img_path)
-    if not images:
-        print('error: %s: no image files in this folder' % config.img_path, file=sys.stderr)
-        return 1
     try:
-        pipeline = Pipeline(config, resolve_model_files(config))
+        files = resolve_model_files(config)
+        pipeline = Pipeline(config, files, load_backend(files['load_path'], config.batch_size))
     except (IOError, ValueError) as e:
         print('error: %s' % e, file=sys.stderr)
         return 2
-    failed = pipeline.run(images, config.out_folder)
-    done = len(images) - failed
-    print('%d of %d image(s) done, outputs in %s' % (done, len(images), config.out_folder))
+    failed = pipeline.run(image_items(paths), config.out_folder)
+    done = len(paths) - failed
+    print('%d of %d image(s) done, outputs in %s' % (done, len(paths), config.out_folder))
     return 1 if failed else 0
 
 

@@ -6,19 +6,19 @@ vertices (``Flamenetnormal_2/Add_9``) is imported, with devices cleared, and onl
 it reads are restored. The input is the one image placeholder among that sub-graph's nodes,
 whatever its name (``input_images`` or ``input_images_1``).
 """
-import glob
-import os
-
 import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
+
+from util.io.checkpoint_files import (RINGNET_SOURCE, RINGNET_WHAT, CheckpointFilesError,
+                                      data_shards, missing_checkpoint_files, missing_line,
+                                      resolve_prefix)
 
 tf1 = tf.compat.v1
 
 THETA_OP = 'add_2'
 VERTS_OP = 'Flamenetnormal_2/Add_9'
 VARIABLE_OPS = ('VariableV2', 'Variable', 'VarHandleOp')
-WHERE = 'the RingNet checkpoint (ring_6_68641.*) goes in the model/ folder, or set --load_path'
 
 
 class RingNetLoadError(IOError, ValueError):
@@ -45,30 +45,12 @@ def _reason(exc):
     return lines[-1] if op_error else lines[0]
 
 
-def resolve_prefix(load_path):
-    """Checkpoint prefix for ``load_path``: a prefix, or a folder holding one checkpoint (named
-    by its ``checkpoint`` file, or else its only ``.meta``: ``checkpoint`` files often hold
-    absolute paths of the machine that wrote them)."""
-    if not os.path.isdir(load_path):
-        return load_path
-    prefix = tf.train.latest_checkpoint(load_path)
-    if prefix is not None:
-        return prefix
-    metas = glob.glob(os.path.join(glob.escape(load_path), '*.meta'))
-    if len(metas) != 1:
-        raise RingNetLoadError('%s: folder holds %s checkpoint (%s)'
-                               % (load_path, 'no' if not metas else 'more than one', WHERE))
-    return metas[0][:-len('.meta')]
-
-
 def check_files(prefix):
-    """Raise RingNetLoadError naming the first missing checkpoint file of ``prefix``."""
-    for path in (prefix + '.meta', prefix + '.index'):
-        if not os.path.isfile(path):
-            raise RingNetLoadError('%s: checkpoint file not found (%s)' % (path, WHERE))
-    if not glob.glob(glob.escape(prefix) + '.data-*-of-*'):
-        raise RingNetLoadError('%s.data-00000-of-00001: checkpoint file not found (%s)'
-                               % (prefix, WHERE))
+    """Raise RingNetLoadError naming the checkpoint files of ``prefix`` that are missing."""
+    missing = missing_checkpoint_files(prefix)
+    if missing:
+        raise RingNetLoadError('; '.join(missing_line(path, RINGNET_WHAT, RINGNET_SOURCE)
+                                         for path in missing))
 
 
 def read_graph_def(meta_path):
@@ -187,8 +169,10 @@ class RingNet_inference:
     """
 
     def __init__(self, config, sess=None):
-        self.graph_imports = 0
-        prefix = resolve_prefix(config.load_path)
+        try:
+            prefix = resolve_prefix(config.load_path)
+        except CheckpointFilesError as exc:
+            raise RingNetLoadError(str(exc)) from exc
         check_files(prefix)
         meta_path = prefix + '.meta'
         sub = output_subgraph(read_graph_def(meta_path), meta_path)
@@ -207,7 +191,6 @@ class RingNet_inference:
             except (ValueError, tf.errors.OpError) as exc:
                 raise RingNetLoadError('%s: cannot import the graph on TensorFlow %s (%s)'
                                        % (meta_path, tf.__version__, _reason(exc))) from exc
-            self.graph_imports += 1
             self.images, self.theta, self.verts = elements[:3]
             variables = dict(zip(names, elements[3:]))  # checkpoint name -> imported op
             check_variables(prefix, variables, contents)
@@ -216,14 +199,20 @@ class RingNet_inference:
             self.sess.run(restore)
         except tf.errors.OpError as exc:
             raise RingNetLoadError('%s: corrupt or truncated checkpoint data (%s)'
-                                   % (_data_file(prefix), _reason(exc))) from exc
+                                   % ((data_shards(prefix) or [prefix])[0], _reason(exc))) from exc
         self.image_shape = tuple(input_shape.as_list()[1:])
         self.fixed_batch = input_shape[0]
         self.batch_size = self.fixed_batch or max(1, int(config.batch_size))
+        # the backend interface (util.pipeline.backends): plain ints, no TensorFlow objects
+        height, width = self.image_shape[:2]
+        self.image_size = int(height) if height is not None and height == width else None
+        self.n_theta = int(self.theta.shape[-1])
+        self.n_vertices = int(self.verts.shape[1])
 
     def predict(self, images, get_parameters=False):
         """images (N, 224, 224, 3) float in [-1, 1] -> vertices (N, V, 3) float32,
-        or (vertices, theta (N, 159) float32) with get_parameters.
+        or (vertices, theta (N, 159) float32) with get_parameters (the original's signature;
+        the pipeline always asks for both).
 
         Runs in chunks of the graph's batch size; the last chunk is padded and trimmed.
         """
@@ -264,9 +253,3 @@ class RingNet_inference:
         """Close the session if this object created it."""
         if self.owns_session:
             self.sess.close()
-
-
-def _data_file(prefix):
-    """The (first) data shard of checkpoint ``prefix``."""
-    shards = sorted(glob.glob(glob.escape(prefix) + '.data-*-of-*'))
-    return shards[0] if shards else prefix + '.data-00000-of-00001'

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from synthetic.flame import make_mesh, make_texture_data, make_uv
-from util.camera import project, render_camera, to_camera
+from util.camera import RenderCamera, project, render_camera, to_camera
 from util.preprocess import preprocess_image
 from util.project_on_mesh import compute_texture_map
 from util.renderer import four_panel, rasterize, render_mesh
@@ -51,7 +51,7 @@ def main(argv=None):
     print('sphere: %d vertices, %d triangles, %dx%d' % (len(v), len(faces), size, size))
     print('  rasterize    %7.2f ms' % ms_per_call(lambda: rasterize(v2d, v_cam[:, 2], faces, size, size), repeat))
     print('  render_mesh  %7.2f ms' % ms_per_call(lambda: render_mesh(v_cam, faces, f, c, size, size), repeat))
-    print('  four_panel   %7.2f ms' % ms_per_call(lambda: four_panel(image, v_cam, faces, f, c), repeat))
+    print('  four_panel   %7.2f ms' % ms_per_call(lambda: four_panel(image, v, faces, RenderCamera(f, np.array(c), np.array([0., 0., 4.]))), repeat))
 
     head, head_faces = make_mesh()
     head = head * np.array([1., -1., -1.])  # FLAME frame -> image orientation
@@ -63,7 +63,7 @@ def main(argv=None):
     print('  render_mesh  %7.2f ms' % ms_per_call(
         lambda: render_mesh(head_cam, head_faces, cam.f, cam.c, 480, 640), repeat))
     print('  four_panel   %7.2f ms' % ms_per_call(
-        lambda: four_panel(image, head_cam, head_faces, cam.f, cam.c), repeat))
+        lambda: four_panel(image, head, head_faces, cam), repeat))
     vt, ft = make_uv()
     td = make_texture_data({'vt': vt, 'ft': ft, 'f': head_faces}, 512)
     print('  texture (%d texels of 512^2) %7.2f ms' % (len(td['valid_pixel_ids']), ms_per_call(

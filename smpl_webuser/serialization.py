@@ -1,7 +1,7 @@
 """FLAME / SMPL model files -> canonical numpy arrays (the original module's name).
 
 The files are Python-2 pickles with chumpy arrays and a scipy.sparse joint regressor; they are
-read with util.safe_pickle, so neither chumpy nor any code from the file is needed.
+read with util.io.safe_pickle, so neither chumpy nor any code from the file is needed.
 """
 import os
 
@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from smpl_webuser.posemapper import posemap
 from smpl_webuser.verts import FlameModel
-from util.safe_pickle import ChumpyExpression, load_pickle
+from util.io.safe_pickle import ChumpyExpression, load_pickle
 
 # Old key names the original loader also accepted (SMPL's backwards-compatibility renames).
 _RENAMED_KEYS = (('default_v', 'v_template'), ('template_v', 'v_template'),

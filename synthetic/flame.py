@@ -19,7 +19,7 @@ import pickle
 import numpy as np
 import scipy.sparse
 
-from util.atomic import atomic_path
+from util.io.atomic import atomic_path
 
 N_LON = 62
 N_RING = 81

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from smpl_webuser.lbs import lbs
 from smpl_webuser.serialization import load_model_arrays
-from util.flame_params import theta_to_flame_inputs
+from flame_reference import theta_to_flame_inputs
 
 tf1 = tf.compat.v1
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -37,8 +37,8 @@ def reference_prediction(cache_dir):
     """The network's output for the sample image, computed here without the pipeline."""
     from config import default_config
     from run_RingNet import RingNet_inference
-    from util.demo_assets import ensure_demo_assets
-    from util.image_io import load_image
+    from synthetic.demo_assets import ensure_demo_assets
+    from util.io.image_io import load_image
     from util.preprocess import preprocess_image
     files = ensure_demo_assets(cache_dir)
     net = RingNet_inference(default_config(load_path=files['load_path']))
@@ -96,8 +96,8 @@ def test_demo_outputs_read_back_independently(demo_run, cache_dir):
 def test_neutral_without_params_and_template_mesh_faces(demo_run, cache_dir, tmp_path):
     """Neutralizing does not depend on saving the parameters; --template_mesh supplies faces."""
     import trimesh
-    from util.demo_assets import ensure_demo_assets
-    from util.mesh_io import read_obj
+    from synthetic.demo_assets import ensure_demo_assets
+    from util.io.mesh_io import read_obj
     from util.using_flame_parameters import make_prdicted_mesh_neutral
     first, _ = demo_run
     files = ensure_demo_assets(cache_dir)
@@ -188,7 +188,7 @@ def test_unknown_flag_is_a_clear_error(cache_dir):
 
 def test_checkpoint_folder_and_help(cache_dir, tmp_path):
     """--load_path may name the folder holding a 'checkpoint' file; --help lists the flags."""
-    from util.demo_assets import ensure_demo_assets
+    from synthetic.demo_assets import ensure_demo_assets
     files = ensure_demo_assets(cache_dir)
     out = tmp_path / 'o'
     proc = run_demo(['--img_path', IMAGE, '--out_folder', str(out),

@@ -10,7 +10,8 @@ import scipy.sparse as sp
 from smpl_webuser.lbs import lbs, pose_features, rodrigues
 from smpl_webuser.posemapper import posemap
 from smpl_webuser.serialization import ModelFormatError, load_model, load_model_arrays
-from util.flame_params import flame_betas, full_pose, split_theta, theta_to_flame_inputs
+from flame_reference import flame_betas, full_pose, theta_to_flame_inputs
+from util.theta import split_theta
 
 PARENTS = [-1, 0, 1, 1, 1]  # global, neck, jaw, eye L, eye R
 

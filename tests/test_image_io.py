@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from util.image_io import ImageError, load_image, write_image
+from util.io.image_io import ImageError, load_image, write_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""util.mesh_io: OBJ / PLY files checked against trimesh and hand-written files."""
+"""util.io.mesh_io: OBJ / PLY files checked against trimesh and hand-written files."""
 import os
 import struct
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from util.mesh_io import Mesh, MeshError, load_mesh, read_obj, read_ply, write_obj
+from util.io.mesh_io import Mesh, MeshError, load_mesh, read_obj, read_ply, write_obj
 
 
 def _random_mesh(seed=0, n_verts=300, n_faces=500):

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import trimesh
 
 from smpl_webuser.serialization import load_model
-from util.mesh_io import read_obj
+from util.io.mesh_io import read_obj
 from util.using_flame_parameters import make_prdicted_mesh_neutral, neutral_vertices
 
 

@@ -7,9 +7,11 @@ import pytest
 
 from config import default_config
 from run_RingNet import RingNet_inference
-from util.image_io import load_image
-from util.mesh_io import read_obj
-from util.pipeline import Pipeline, list_images
+from util.io.image_io import load_image
+from util.io.mesh_io import read_obj
+from util.pipeline import Pipeline
+from util.pipeline.backends import load_backend
+from util.pipeline.sources import image_items, list_inputs
 from util.preprocess import preprocess_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,9 +34,9 @@ def test_batch_outputs_belong_to_their_own_image(checkpoint_v2, flame_assets, im
     config = default_config(save_obj_file=True, save_flame_parameters=True)
     files = {'load_path': checkpoint_v2, 'flame_model_path': flame_assets['flame_model'],
              'flame_texture_data_path': flame_assets['texture_data']}
-    paths = list_images(images)
+    paths = list_inputs(images)
     assert [os.path.basename(p) for p in paths] == ['a.png', 'b.png', 'c.png']
-    assert Pipeline(config, files).run(paths, str(tmp_path)) == 0
+    assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items(paths), str(tmp_path)) == 0
 
     net = RingNet_inference(default_config(load_path=checkpoint_v2))
     thetas = []
@@ -63,7 +65,7 @@ def test_failing_image_leaves_none_of_its_outputs(checkpoint_v2, flame_assets, t
     class Err:
         write = errors.append
 
-    assert Pipeline(config, files).run([IMAGE], str(out), err=Err) == 1
+    assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items([IMAGE]), str(out), err=Err) == 1
     assert ''.join(errors).count('error:') == 1
     written = [os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs]
     assert written == ['texture']  # no other output of the image, no temporaries
@@ -73,7 +75,7 @@ def test_texture_keeps_flame_faces_with_a_template_mesh(checkpoint_v2, flame_ass
     """ft pairs with FLAME's faces row by row: a --template_mesh must not change the textured
     OBJ (nor the normals the texture projection uses)."""
     from smpl_webuser.serialization import load_model
-    from util.mesh_io import write_obj
+    from util.io.mesh_io import write_obj
     flame = load_model(flame_assets['flame_model'])
     template = str(tmp_path / 'template.obj')
     write_obj(template, flame.v_template, flame.f[::-1][:, [0, 2, 1]])
@@ -83,7 +85,7 @@ def test_texture_keeps_flame_faces_with_a_template_mesh(checkpoint_v2, flame_ass
     for name, extra in (('plain', {}), ('template', {'template_mesh': template})):
         config = default_config(save_obj_file=True, save_texture=True, **extra)
         out = tmp_path / name
-        assert Pipeline(config, files).run([IMAGE], str(out)) == 0
+        assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items([IMAGE]), str(out)) == 0
         outputs[name] = out
     textured = read_obj(str(outputs['template'] / 'texture' / '000001.obj'))
     np.testing.assert_array_equal(textured.f, flame.f)
@@ -109,4 +111,4 @@ def test_flame_model_of_another_size_is_refused_at_start(checkpoint_v2, tmp_path
     files = {'load_path': checkpoint_v2, 'flame_model_path': path,
              'flame_texture_data_path': ''}
     with pytest.raises(ValueError, match='has 30 vertices, the network predicts 5023'):
-        Pipeline(default_config(), files)
+        Pipeline(default_config(), files, load_backend(checkpoint_v2))

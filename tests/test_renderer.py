@@ -241,7 +241,7 @@ def test_four_panel_layout():
     rc = render_camera(cam, proc_param, IMG_SIZE)
     v_cam = to_camera(v, rc)
     img = np.random.default_rng(2).integers(0, 256, size=(90, 70, 3), dtype=np.uint8)
-    panel = four_panel(img, v_cam, faces, rc.f, rc.c)
+    panel = four_panel(img, v, faces, rc)
     assert panel.shape == (90, 280, 3) and panel.dtype == np.uint8
     np.testing.assert_array_equal(panel[:, :70], img)
     np.testing.assert_array_equal(panel[:, 70:140], render_mesh(v_cam, faces, rc.f, rc.c, 90, 70, img))

@@ -1,4 +1,4 @@
-"""util.safe_pickle: chumpy / old-scipy / Python-2 pickles load without their modules; anything
+"""util.io.safe_pickle: chumpy / old-scipy / Python-2 pickles load without their modules; anything
 that would run code is refused before it runs."""
 import os
 import pickle
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from util.safe_pickle import (ChumpyExpression, UnsafePickleError, load_npy,
+from util.io.safe_pickle import (ChumpyExpression, UnsafePickleError, load_npy,
                               load_npy_dict, load_pickle)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +63,7 @@ def test_real_chumpy_pickle_loads_where_chumpy_cannot_be_imported(tmp_path):
         sys.modules['chumpy'] = None  # any "import chumpy" now raises ImportError
         sys.path.insert(0, %r)
         import numpy as np, scipy.sparse as sp
-        from util.safe_pickle import load_pickle
+        from util.io.safe_pickle import load_pickle
         d = load_pickle(%r)
         expected = np.load(%r)
         for key in expected.files:

@@ -87,7 +87,7 @@ def test_generation_works_without_chumpy_and_leaves_no_modules(tmp_path):
 
 def test_project_loaders_read_the_same_arrays(flame_assets, model, texture):
     from smpl_webuser.serialization import load_model_arrays
-    from util.safe_pickle import load_npy, load_pickle
+    from util.io.safe_pickle import load_npy, load_pickle
     arrays = load_model_arrays(flame_assets['flame_model'])
     for key in ARRAY_KEYS[:-1]:
         np.testing.assert_array_equal(arrays[key], model[key])

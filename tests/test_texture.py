@@ -4,8 +4,9 @@ import pytest
 
 from util.camera import RenderCamera, render_camera
 from util.preprocess import preprocess_image
-from util.project_on_mesh import compute_texture_map, vertex_normals
-from util.safe_pickle import load_npy_dict, load_pickle
+from util.geometry import vertex_normals
+from util.project_on_mesh import compute_texture_map
+from util.io.safe_pickle import load_npy_dict, load_pickle
 
 
 def reference_normals(v, faces):

@@ -7,7 +7,7 @@ come from the dynamic embedding (79 contours, one per degree of yaw in [-39, 39]
 import numpy as np
 
 from smpl_webuser.lbs import rodrigues
-from util.safe_pickle import load_npy_dict, load_pickle
+from util.io.safe_pickle import load_npy_dict, load_pickle
 
 N_STATIC = 51
 N_CONTOUR = 17

@@ -1,10 +1,15 @@
-"""The original demo's crop (formats §3): scale the longer side to img_size, pad, crop around the centre."""
+"""The original demo's crop (formats §3), around the whole image or around a given box.
+
+Choosing the box (the whole image, or a detected face) is kept apart from cropping, as in the
+original's ``scale_and_crop(image, scale, center, img_size)``: the box only sets the scale and
+the centre; the arithmetic after that is the same for every box.
+"""
 import cv2
 import numpy as np
 
 
 class PreprocessError(ValueError):
-    """The image cannot be cropped (wrong layout, or a side that scales to zero pixels)."""
+    """The image cannot be cropped (wrong layout, a bad box, or a side that scales to zero)."""
 
 
 def _resize(img, scale):
@@ -21,27 +26,57 @@ def _resize(img, scale):
     return resized, new_hw / np.array(img.shape[:2], dtype=np.float64)
 
 
-def preprocess_image(img, img_size=224):
+def box_scale_center(img_shape, img_size, box=None):
+    """Scale and centre of the crop for ``box`` (x0, y0, x1, y1) in image pixels.
+
+    -> (scale float, center (2,) int (x, y)): the box's longer side scales to img_size, and the
+    centre is the box centre rounded half to even. ``box=None`` is the whole image
+    (0, 0, W, H), which is the original's choice exactly.
+    """
+    h, w = img_shape[:2]
+    x0, y0, x1, y1 = (0, 0, w, h) if box is None else (float(b) for b in box)
+    longest = max(x1 - x0, y1 - y0)
+    if not np.isfinite(longest) or longest <= 0:
+        raise PreprocessError('crop box %s is empty' % (tuple(box),))
+    scale = float(img_size) / longest if longest != img_size else 1.0
+    center = np.round(np.array([(y0 + y1) / 2.0, (x0 + x1) / 2.0])).astype(int)[::-1]
+    return scale, center
+
+
+def scale_and_crop(img, scale, center, img_size):
+    """(H,W,3) uint8, scale, center (2,) int (x, y) in image pixels -> (crop (img_size,
+    img_size, 3) uint8, start_pt (2,) int (x, y)).
+
+    The image is resized by ``scale``, then the img_size² window centred on the scaled centre
+    is taken, replicating edge pixels outside the image (the original pads by img_size/2 with
+    edge replication; clamping the indices gives the same pixels for any centre, even one
+    outside the image). start_pt is the window's corner in the padded image, i.e. the scaled
+    centre.
+    """
+    scaled, factors_yx = _resize(img, scale)
+    start_pt = np.round(center * factors_yx[::-1]).astype(int)
+    half = img_size // 2
+    rows = np.clip(np.arange(img_size) + start_pt[1] - half, 0, scaled.shape[0] - 1)
+    cols = np.clip(np.arange(img_size) + start_pt[0] - half, 0, scaled.shape[1] - 1)
+    return scaled[rows[:, None], cols[None, :]], start_pt
+
+
+def preprocess_image(img, img_size=224, box=None):
     """(H,W,3) uint8 RGB -> (crop (img_size, img_size, 3) float32 in [-1, 1], proc_param).
 
+    box: (x0, y0, x1, y1) in image pixels to crop around (formats §3 "crop box"), or None for
+    the whole image (the original). box=(0, 0, W, H) gives the same result, bit for bit.
     proc_param = {'scale': float, 'start_pt': (2,) int (x, y), 'end_pt': (2,) int (x, y),
     'img_size': int}; start_pt is the crop corner in the padded, scaled image, which equals the
-    scaled image centre (pad margin = img_size/2). Rounding is numpy's (half to even), as the
+    scaled box centre (pad margin = img_size/2). Rounding is numpy's (half to even), as the
     original's np.round.
     """
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise PreprocessError('expected an (H,W,3) uint8 image, got %s %s' % (img.shape, img.dtype))
-    longest = max(img.shape[:2])
-    scale = float(img_size) / longest if longest != img_size else 1.0
-    center = np.round(np.array(img.shape[:2]) / 2.0).astype(int)[::-1]  # (x, y)
-    scaled, factors_yx = _resize(img, scale)
-    center_scaled = np.round(center * factors_yx[::-1]).astype(int)
-    margin = img_size // 2
-    padded = np.pad(scaled, ((margin, margin), (margin, margin), (0, 0)), mode='edge')
-    start_pt = center_scaled  # (scaled centre + margin) - margin: the crop corner when padded
-    end_pt = start_pt + 2 * margin
-    crop = padded[start_pt[1]:end_pt[1], start_pt[0]:end_pt[0]]
+    scale, center = box_scale_center(img.shape, img_size, box)
+    crop, start_pt = scale_and_crop(img, scale, center, img_size)
     crop = (2.0 * (crop / 255.0 - 0.5)).astype(np.float32)
+    end_pt = start_pt + 2 * (img_size // 2)
     proc_param = {'scale': scale, 'start_pt': start_pt, 'end_pt': end_pt, 'img_size': img_size}
     return crop, proc_param

@@ -7,8 +7,8 @@ so a surface facing the camera has normal z < 0. Pixel (x, y) samples the image-
 import numba
 import numpy as np
 
-from util.camera import project
-from util.project_on_mesh import vertex_normals
+from util.camera import project, to_camera
+from util.geometry import vertex_normals
 
 LIGHT_BLUE = (0.651, 0.741, 0.859)
 # (position, colour) of the original's three point lights, before their 120 degree turn about y.
@@ -169,14 +169,17 @@ def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_
     return out
 
 
-def four_panel(image, v_cam, faces, f, c):
-    """(H,W,3) uint8 -> (H,4W,3) uint8: input | mesh over input | mesh on white |
-    mesh turned 30 degrees about y around its centroid, on white."""
+def four_panel(image, vertices, faces, cam):
+    """(H,W,3) uint8 image, vertices (V,3) as predicted, faces (F,3), cam a
+    util.camera.RenderCamera for that image -> (H,4W,3) uint8: input | mesh over input |
+    mesh on white | mesh turned 30 degrees about y around its centroid, on white."""
     image = np.asarray(image, dtype=np.uint8)
     height, width = image.shape[:2]
+    v_cam = to_camera(vertices, cam)
     colors = lambertian_colors(v_cam, faces)  # the same for both unrotated panels
     panels = (image,
-              render_mesh(v_cam, faces, f, c, height, width, background=image, colors=colors),
-              render_mesh(v_cam, faces, f, c, height, width, colors=colors),
-              render_mesh(rotate_y(v_cam, 30.), faces, f, c, height, width))
+              render_mesh(v_cam, faces, cam.f, cam.c, height, width, background=image,
+                          colors=colors),
+              render_mesh(v_cam, faces, cam.f, cam.c, height, width, colors=colors),
+              render_mesh(rotate_y(v_cam, 30.), faces, cam.f, cam.c, height, width))
     return np.concatenate(panels, axis=1)

@@ -5,7 +5,7 @@ so a malformed file gets one clear error instead of wrong textures or out-of-ran
 """
 import numpy as np
 
-from util.safe_pickle import load_npy_dict
+from util.io.safe_pickle import load_npy_dict
 
 KEYS = ('img_size', 'x_coords', 'y_coords', 'valid_pixel_ids', 'valid_pixel_3d_faces',
         'valid_pixel_b_coords', 'vt', 'ft')

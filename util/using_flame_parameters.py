@@ -7,8 +7,8 @@ import numpy as np
 
 from smpl_webuser.serialization import load_model
 from smpl_webuser.verts import FlameModel
-from util.mesh_io import Mesh
-from util.safe_pickle import load_npy_dict
+from util.io.mesh_io import Mesh
+from util.io.safe_pickle import load_npy_dict
 
 
 def neutral_vertices(model, shape, n_shape=300):

@@ -4,7 +4,7 @@ import os
 import cv2
 import numpy as np
 
-from util.atomic import atomic_path
+from util.io.atomic import atomic_path
 
 
 class ImageError(ValueError):

@@ -1,13 +1,13 @@
 """Triangle-mesh files: OBJ (with optional UVs and material) and PLY; replaces psbody-mesh.
 
-Writes go through util.atomic, so an interrupted run never leaves a half-written mesh behind.
+Writes go through util.io.atomic, so an interrupted run never leaves a half-written mesh behind.
 """
 import os
 import struct
 
 import numpy as np
 
-from util.atomic import atomic_path
+from util.io.atomic import atomic_path
 
 
 class MeshError(IOError):
@@ -114,14 +114,17 @@ class ObjTopology(object):
     def write(self, path, v, texture_image_name=None):
         """Write ``obj_text(v)`` to ``path``; with ``texture_image_name`` also NAME.mtl next to
         it, naming that image (as psbody-mesh did)."""
-        mtl_name = None
-        if texture_image_name:
-            mtl_name = os.path.splitext(os.path.basename(path))[0] + '.mtl'
-        text = self.obj_text(v, mtl_name, name=path)
-        if mtl_name:
-            write_text(os.path.join(os.path.dirname(os.path.abspath(path)), mtl_name),
+        mtl = mtl_name(path) if texture_image_name else None
+        text = self.obj_text(v, mtl, name=path)
+        if mtl:
+            write_text(os.path.join(os.path.dirname(os.path.abspath(path)), mtl),
                        mtl_text(texture_image_name))
         write_text(path, text)
+
+
+def mtl_name(obj_path):
+    """File name of the material library that goes with the OBJ at ``obj_path``: NAME.mtl."""
+    return os.path.splitext(os.path.basename(obj_path))[0] + '.mtl'
 
 
 def mtl_text(texture_image_name):

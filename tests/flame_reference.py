@@ -1,31 +1,12 @@
-"""RingNet's theta vector <-> FLAME inputs (formats §2).
-
-theta = [cam (3) | pose (pose_params) | shape (shape_params) | expression (expression_params)];
-the counts default to the config flags' defaults 6 / 100 / 50, i.e. 159 values.
-"""
+"""FLAME inputs from RingNet's theta, written out for tests (formats §2): the reference that the
+graph's own FLAME decoder and the numpy FLAME layer are checked against."""
 import numpy as np
 
-N_CAM = 3
+from util.theta import split_theta
+
 # FLAME joints: global, neck, jaw, left eye, right eye; RingNet regresses global and jaw only.
 _REGRESSED_JOINTS = (0, 2)
 N_JOINTS = 5
-
-
-def split_theta(theta, pose_params=6, shape_params=100, expression_params=50):
-    """theta (..., 159) -> dict cam (..., 3), pose (..., 6), shape (..., 100),
-    expression (..., 50), keeping the leading dimensions."""
-    theta = np.asarray(theta)
-    sizes = (('cam', N_CAM), ('pose', pose_params), ('shape', shape_params),
-             ('expression', expression_params))
-    total = sum(size for _, size in sizes)
-    if theta.ndim == 0 or theta.shape[-1] != total:
-        raise ValueError('theta must have %d values in its last axis, got shape %s'
-                         % (total, theta.shape))
-    out, start = {}, 0
-    for name, size in sizes:
-        out[name] = theta[..., start:start + size]
-        start += size
-    return out
 
 
 def full_pose(pose6):

@@ -1,0 +1,55 @@
+"""Find the licensed model files (or the --demo stand-ins) and explain clearly what is missing.
+
+Checked before anything heavy loads, so a missing file is reported in seconds, all at once.
+"""
+import os
+
+from util.io.checkpoint_files import (RINGNET_SOURCE, RINGNET_WHAT, CheckpointFilesError,
+                                      missing_checkpoint_files, missing_line, resolve_prefix)
+
+FLAME_SOURCE = 'the FLAME website (https://flame.is.tue.mpg.de, registration needed)'
+
+
+class MissingModelFilesError(IOError):
+    """Raised when licensed files are absent; the message lists each one and where to get it."""
+
+
+def missing_model_files(config):
+    """One line (util.io.checkpoint_files.missing_line) per file this run needs that is absent.
+
+    ``config.load_path`` is a checkpoint prefix, or a folder holding one checkpoint.
+    """
+    try:
+        lines = [missing_line(path, RINGNET_WHAT, RINGNET_SOURCE)
+                 for path in missing_checkpoint_files(resolve_prefix(config.load_path))]
+    except CheckpointFilesError as exc:
+        lines = ['%s; download from %s' % (exc, RINGNET_SOURCE)]
+    others = [(config.flame_model_path, 'FLAME model (goes in flame_model/)',
+               FLAME_SOURCE + ', FLAME 2019, 2020 or 2023', True),
+              (config.flame_texture_data_path, 'FLAME texture data (goes in flame_model/)',
+               FLAME_SOURCE + ', FLAME_texture_data.zip', config.save_texture),
+              (config.template_mesh, 'template mesh given by --template_mesh', 'your own file',
+               bool(config.template_mesh))]
+    lines += [missing_line(path, what, source) for path, what, source, needed in others
+              if needed and not os.path.isfile(path)]
+    return lines
+
+
+def resolve_model_files(config):
+    """Return {'load_path', 'flame_model_path', 'flame_texture_data_path'} for this run.
+
+    With ``config.demo`` the synthetic stand-ins are generated (once) and used. Otherwise every
+    required file must exist, else MissingModelFilesError names each missing one.
+    """
+    if config.demo:
+        from synthetic.demo_assets import ensure_demo_assets  # only --demo needs the generators
+        return ensure_demo_assets()
+    missing = missing_model_files(config)
+    if missing:
+        raise MissingModelFilesError('\n'.join(
+            ['missing model file(s):'] + ['  ' + line for line in missing] +
+            ['Put them there (or point --load_path / --flame_model_path / '
+             '--flame_texture_data_path at them), or try the pipeline now with --demo '
+             '(synthetic model, not a reconstruction).']))
+    return {'load_path': config.load_path, 'flame_model_path': config.flame_model_path,
+            'flame_texture_data_path': config.flame_texture_data_path}
