@@ -1,4 +1,4 @@
-"""Run the original RingNet checkpoint (a TF-1.12 graph, formats §1) on TensorFlow 2.
+"""Run the original RingNet checkpoint (a TF-1.12 graph, docs/formats.md §1) on TensorFlow 2.
 
 Instead of ``import_meta_graph`` (which needs every op of the training graph to exist in this
 TensorFlow and the original devices), only the sub-graph computing theta (``add_2``) and the

@@ -1,4 +1,4 @@
-"""Synthetic RingNet checkpoint: a TF1 graph in the original's layout (formats §1) with seeded weights.
+"""Synthetic RingNet checkpoint: a TF1 graph in the original's layout (docs/formats.md §1) with seeded weights.
 
 The graph mirrors what the original ``ring_6_68641.meta`` is known (or guessed) to contain:
 placeholder ``input_images`` (1, 224, 224, 3); a slim-named ResNet-50 (v1 or v2) under name scope
@@ -27,7 +27,7 @@ tf1 = tf.compat.v1
 
 IMG_SIZE = 224
 BATCH_SIZE = 1         # baked into the graph, as in the original
-N_THETA = 159          # cam 3 | pose 6 | shape 100 | expression 50 (formats §2)
+N_THETA = 159          # cam 3 | pose 6 | shape 100 | expression 50 (docs/formats.md §2)
 N_HIDDEN = 512
 N_STEPS = 3
 N_SHAPE = 300       # FLAME's identity blendshapes; the rest of shapedirs is expression
@@ -208,7 +208,7 @@ def regressor_step(w, feature, theta):
 # ----------------------------------------------------------------------------- FLAME decoder
 
 def flame_variables(w, model):
-    """The FLAME arrays as non-trainable variables in the layout of formats §1.
+    """The FLAME arrays as non-trainable variables in the layout of docs/formats.md §1.
 
     model: canonical arrays (smpl_webuser.serialization.load_model_arrays) ->
     dict v_template (V, 3), shapedirs (K, 3V), posedirs (36, 3V), J_regressor (V, J),
@@ -244,7 +244,7 @@ def _homogeneous(rot, t):
 
 
 def flame_decoder(flame, parents, theta):
-    """theta (1, 159) -> vertices (1, V, 3) by FLAME LBS in float32 (formats §2 mapping).
+    """theta (1, 159) -> vertices (1, V, 3) by FLAME LBS in float32 (docs/formats.md §2 mapping).
 
     The first N_SHAPE of the model's K blendshapes are identity shape, the rest expression.
     The output op is ``Add_9`` inside the current name scope: vertices plus a zero translation.

@@ -1,7 +1,7 @@
 """Synthetic FLAME-format assets: a head-shaped model, its texture data and landmark embeddings.
 
 The real FLAME files are licensed downloads; these stand-ins have the same keys, shapes, dtypes
-and pickle structure (formats §6-§8) so every loader and the whole pipeline can be exercised.
+and pickle structure (docs/formats.md §6-§8) so every loader and the whole pipeline can be exercised.
 Nothing here claims to be a face model: the geometry is a lat/long grid deformed by smooth
 analytic bumps, and the bases are smooth random fields.
 
@@ -247,7 +247,7 @@ def _smooth_fields(rbf, rng, n_fields, mask, peak):
 
 
 def make_flame_model(seed=0, n_shape=300, n_expr=100):
-    """-> dict of FLAME's arrays (formats §6) plus UV 'vt', 'ft'.
+    """-> dict of FLAME's arrays (docs/formats.md §6) plus UV 'vt', 'ft'.
 
     v_template (5023,3) f8; f (9982,3) u4; shapedirs (5023,3,n_shape+n_expr); posedirs
     (5023,3,36); J_regressor csc (5,5023); weights (5023,5); J (5,3); kintree_table (2,5) u4;
@@ -263,7 +263,7 @@ def make_flame_model(seed=0, n_shape=300, n_expr=100):
     rbf = np.exp(-((v[:, None, :] - centres[None]) ** 2).sum(-1) / (2.0 * 0.035 ** 2))
     shape = _smooth_fields(rbf, rng, n_shape, np.ones(len(v)), 0.006)
     expression = _smooth_fields(rbf, rng, n_expr, masks['expression'], 0.005)
-    # pose feature columns: 9 per joint 1..4 (neck, jaw, eye L, eye R), formats §6 'lrotmin'
+    # pose feature columns: 9 per joint 1..4 (neck, jaw, eye L, eye R), docs/formats.md §6 'lrotmin'
     posedirs = np.concatenate([_smooth_fields(rbf, rng, 9, masks[name], 0.002)
                                for name in ('neck', 'jaw', 'eye_l', 'eye_r')], axis=2)
     vt, ft = make_uv()
@@ -313,7 +313,7 @@ def dump_with_chumpy(obj, fh, ch_keys):
 
 
 def write_flame_pickle(model, path):
-    """Write generic_model.pkl's structure (formats §6) for make_flame_model()'s dict; CH_KEYS
+    """Write generic_model.pkl's structure (docs/formats.md §6) for make_flame_model()'s dict; CH_KEYS
     become chumpy arrays, J_regressor stays a scipy.sparse csc_matrix; vt/ft are left out."""
     with atomic_path(path) as tmp, open(tmp, 'wb') as fh:
         dump_with_chumpy({k: model[k] for k in PICKLE_KEYS}, fh, CH_KEYS)
@@ -358,7 +358,7 @@ def rasterize_uv(vt, ft, img_size):
 
 
 def make_texture_data(model, img_size=512):
-    """make_flame_model()'s dict -> texture_data_512.npy's dict (formats §7).
+    """make_flame_model()'s dict -> texture_data_512.npy's dict (docs/formats.md §7).
 
     x_coords, y_coords (S*S,) column / row of every texel id (id = y * S + x); the valid texels
     carry the 3D face's vertex ids and the barycentrics of the texel centre in the UV triangle.

@@ -1,4 +1,5 @@
-"""The original's render camera (formats §4): weak perspective -> far perspective camera in original-image pixels."""
+"""The original's render camera (docs/formats.md §4): weak perspective -> a far perspective
+camera in original-image pixels."""
 import collections
 
 import numpy as np

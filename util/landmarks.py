@@ -1,4 +1,4 @@
-"""The 68 facial landmarks of a FLAME mesh from the landmark embeddings (formats §8).
+"""The 68 facial landmarks of a FLAME mesh from the landmark embeddings (docs/formats.md §8).
 
 A landmark is a barycentric mix of the three vertices of one mesh face. The 51 inner points
 (brows, nose, eyes, mouth) are fixed; the 17 jaw-contour points depend on the head's yaw and

@@ -1,4 +1,4 @@
-"""The original demo's crop (formats §3), around the whole image or around a given box.
+"""The original demo's crop (docs/formats.md §3), around the whole image or around a given box.
 
 Choosing the box (the whole image, or a detected face) is kept apart from cropping, as in the
 original's ``scale_and_crop(image, scale, center, img_size)``: the box only sets the scale and
@@ -64,7 +64,7 @@ def scale_and_crop(img, scale, center, img_size):
 def preprocess_image(img, img_size=224, box=None):
     """(H,W,3) uint8 RGB -> (crop (img_size, img_size, 3) float32 in [-1, 1], proc_param).
 
-    box: (x0, y0, x1, y1) in image pixels to crop around (formats §3 "crop box"), or None for
+    box: (x0, y0, x1, y1) in image pixels to crop around (docs/formats.md §3 "crop box"), or None for
     the whole image (the original). box=(0, 0, W, H) gives the same result, bit for bit.
     proc_param = {'scale': float, 'start_pt': (2,) int (x, y), 'end_pt': (2,) int (x, y),
     'img_size': int}; start_pt is the crop corner in the padded, scaled image, which equals the

@@ -1,4 +1,4 @@
-"""Project the input image onto the FLAME UV map (formats §7)."""
+"""Project the input image onto the FLAME UV map (docs/formats.md §7)."""
 import numpy as np
 from numba import njit
 
@@ -9,7 +9,7 @@ def compute_texture_map(image, vertices, cam, texture_data, faces):
     """Copy image pixels onto the camera-facing texels of the UV map.
 
     image (H,W,3) uint8; vertices (V,3) as predicted (not yet shifted by cam.t);
-    cam a util.camera.RenderCamera; texture_data the FLAME texture dict (formats §7; see
+    cam a util.camera.RenderCamera; texture_data the FLAME texture dict (docs/formats.md §7; see
     util.texture_data.load_texture_data for a checked one);
     faces (F,3) the mesh's faces (for the vertex normals).
     -> (img_size, img_size, 3) uint8 texture, zero where nothing was projected.

@@ -1,4 +1,4 @@
-"""Headless z-buffer mesh renderer (numba) and the original demo's 4-panel figure (formats §4).
+"""Headless z-buffer mesh renderer (numba) and the original demo's 4-panel figure (docs/formats.md §4).
 
 Camera coordinates: x right, y down, z forward (the camera sits at the origin looking along +z),
 so a surface facing the camera has normal z < 0. Pixel (x, y) samples the image-plane point

@@ -1,4 +1,4 @@
-"""FLAME texture data (``texture_data_512.npy``, formats §7): loaded without pickle risks, checked.
+"""FLAME texture data (``texture_data_512.npy``, docs/formats.md §7): loaded safely, checked.
 
 Every index in the file is checked against the mesh and the texture size once, at load time,
 so a malformed file gets one clear error instead of wrong textures or out-of-range writes.

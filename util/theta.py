@@ -1,4 +1,4 @@
-"""RingNet's theta vector and its parts (formats §2).
+"""RingNet's theta vector and its parts (docs/formats.md §2).
 
 theta = [cam (3) | pose (pose_params) | shape (shape_params) | expression (expression_params)];
 the counts default to the config flags' defaults 6 / 100 / 50, i.e. 159 values.

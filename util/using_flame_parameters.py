@@ -1,4 +1,5 @@
-"""Neutral (VOCA) template from predicted FLAME parameters (formats §5; the original module name).
+"""Neutral (VOCA) template from predicted FLAME parameters (docs/formats.md §5; the original
+module name).
 
 The template is FLAME evaluated with the predicted shape, zero expression, zero pose and zero
 translation, i.e. the identity without the expression and head pose of the photo.

@@ -1,4 +1,4 @@
-"""The files that make up a TF1 Saver-V2 checkpoint (formats §1), and which of them are missing.
+"""The files that make up a TF1 Saver-V2 checkpoint (docs/formats.md §1), and which are missing.
 
 The one place that knows a checkpoint's file set: the loader (run_RingNet) and the up-front
 check of the command line (util.pipeline.model_files) both ask here, so a missing file gets
