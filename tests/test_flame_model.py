@@ -2,6 +2,7 @@
 theta layout."""
 import pickle
 
+import chumpy as ch
 import cv2
 import numpy as np
 import pytest
@@ -231,7 +232,6 @@ def test_model_file_errors_name_file_and_key(tmp_path):
 
 
 def test_chumpy_written_model_file_loads(tmp_path):
-    ch = pytest.importorskip('chumpy')
     d = _model_dict(seed=11)
     written = {k: ch.array(v) if k in ('v_template', 'shapedirs', 'posedirs', 'weights', 'J')
                else v for k, v in d.items()}
@@ -248,7 +248,6 @@ def test_chumpy_written_model_file_loads(tmp_path):
 
 
 def test_chumpy_expressions_only_matter_where_needed(tmp_path):
-    ch = pytest.importorskip('chumpy')
     d = _model_dict(seed=13)
     written = dict(d, v_template=ch.array(d['v_template']),
                    J=ch.array(d['v_template'][:5]) * 0,            # expression: recomputed

@@ -235,17 +235,117 @@ def test_rotate_y_about_centroid():
     np.testing.assert_allclose(r[:, 1], v[:, 1])
 
 
+HMR_LIGHT_BLUE = np.array([0.651, 0.741, 0.859])  # the original's mesh colour (formats §4)
+
+
+def pinhole(v_cam, f, c):
+    """u = f * X / Z + c, written out here (not util.camera.project)."""
+    return np.stack([f * v_cam[:, 0] / v_cam[:, 2] + c[0], f * v_cam[:, 1] / v_cam[:, 2] + c[1]], 1)
+
+
+def naive_lambertian(v_cam, faces):
+    """(V,3) colours: light blue times the sum over the three lights of max(0, n . l).
+
+    n: outward area-weighted vertex normal accumulated face by face in a Python loop; l: unit
+    vector from the vertex to the light (rotated_lights, built with cv2.Rodrigues)."""
+    normals = np.zeros_like(v_cam)
+    for i0, i1, i2 in faces:
+        n = np.cross(v_cam[i1] - v_cam[i0], v_cam[i2] - v_cam[i0])
+        for i in (i0, i1, i2):
+            normals[i] += n
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    lights = rotated_lights()
+    colours = []
+    for p, n in zip(v_cam, normals):
+        total = sum(col * max(0., n @ ((lp - p) / np.linalg.norm(lp - p))) for lp, col in lights)
+        colours.append(np.clip(total * HMR_LIGHT_BLUE, 0, 1))
+    return np.array(colours)
+
+
+def naive_zbuffer(v_cam, faces, f, c, height, width, vcol):
+    """Reference render, one triangle at a time over all pixel centres.
+
+    -> covered (H,W) bool, interior (H,W) bool (every screen barycentric of the nearest
+    triangle > 1e-3, so no tie with a neighbour), expected (H,W,3) uint8 colours
+    round(255 * perspective-correct interpolation of vcol), face_normal_z (H,W) of the
+    nearest triangle (cross(v1 - v0, v2 - v0), z < 0 faces the camera)."""
+    v2d = pinhole(v_cam, f, c)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    zbuf = np.full((height, width), np.inf)
+    weights = np.zeros((height, width, 3))
+    min_bary = np.zeros((height, width))
+    nearest = np.full((height, width), -1)
+    for k, (i0, i1, i2) in enumerate(faces):
+        (x0, y0), (x1, y1), (x2, y2) = v2d[[i0, i1, i2]]
+        det = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
+        if det == 0:
+            continue
+        a = ((y1 - y2) * (xs - x2) + (x2 - x1) * (ys - y2)) / det
+        b = ((y2 - y0) * (xs - x2) + (x0 - x2) * (ys - y2)) / det
+        g = 1 - a - b
+        inside = (a >= -1e-9) & (b >= -1e-9) & (g >= -1e-9)
+        # 1/Z is affine in screen space; the weights a_k / Z_k, renormalised, are the
+        # barycentrics of the 3-d point seen through the pixel.
+        wa, wb, wg = a / v_cam[i0, 2], b / v_cam[i1, 2], g / v_cam[i2, 2]
+        depth = 1.0 / (wa + wb + wg)
+        win = inside & (depth < zbuf)
+        zbuf[win] = depth[win]
+        weights[win] = np.stack([wa, wb, wg], -1)[win] * depth[win, None]
+        min_bary[win] = np.minimum(np.minimum(a, b), g)[win]
+        nearest[win] = k
+    covered = nearest >= 0
+    expected = np.zeros((height, width, 3), np.uint8)
+    tri_col = vcol[faces[nearest[covered]]]                                  # (N,3,3)
+    expected[covered] = np.round(255 * np.einsum('nk,nkc->nc', weights[covered], tri_col))
+    tri = v_cam[faces]
+    normal_z = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])[:, 2]
+    face_normal_z = np.where(covered, normal_z[nearest], np.nan)
+    return covered, covered & (min_bary > 1e-3), expected, face_normal_z
+
+
 def test_four_panel_layout():
-    _, proc_param = preprocess_image(np.zeros((90, 70, 3), np.uint8), IMG_SIZE)
+    height, width = 90, 70
+    _, proc_param = preprocess_image(np.zeros((height, width, 3), np.uint8), IMG_SIZE)
     v, faces, cam = head_like()
     rc = render_camera(cam, proc_param, IMG_SIZE)
-    v_cam = to_camera(v, rc)
-    img = np.random.default_rng(2).integers(0, 256, size=(90, 70, 3), dtype=np.uint8)
+    img = np.random.default_rng(2).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     panel = four_panel(img, v, faces, rc)
-    assert panel.shape == (90, 280, 3) and panel.dtype == np.uint8
-    np.testing.assert_array_equal(panel[:, :70], img)
-    np.testing.assert_array_equal(panel[:, 70:140], render_mesh(v_cam, faces, rc.f, rc.c, 90, 70, img))
-    np.testing.assert_array_equal(panel[:, 140:210], render_mesh(v_cam, faces, rc.f, rc.c, 90, 70))
-    np.testing.assert_array_equal(panel[:, 210:], render_mesh(rotate_y(v_cam, 30.), faces, rc.f, rc.c, 90, 70))
-    assert not np.array_equal(panel[:, 140:210], panel[:, 210:])
-    assert (panel[:, 140:210] == 255).all(-1).any() and (panel[:, 140:210] != 255).any()
+    assert panel.shape == (height, 4 * width, 3) and panel.dtype == np.uint8
+    p0, p1, p2, p3 = (panel[:, k * width:(k + 1) * width] for k in range(4))
+    np.testing.assert_array_equal(p0, img)
+
+    # Independent expectations: shift by t, pinhole projection, rotation about the centroid
+    # from cv2.Rodrigues (row vectors, as in test_rotate_y_about_centroid), naive z-buffer.
+    v_cam = np.asarray(v, np.float64) + np.asarray(rc.t)
+    turn = cv2.Rodrigues(np.array([0., np.radians(30.), 0.]))[0]
+    v_turned = (v_cam - v_cam.mean(0)) @ turn + v_cam.mean(0)
+    front = naive_zbuffer(v_cam, faces, rc.f, rc.c, height, width, naive_lambertian(v_cam, faces))
+    turned = naive_zbuffer(v_turned, faces, rc.f, rc.c, height, width,
+                           naive_lambertian(v_turned, faces))
+    covered, interior, _, normal_z = front
+    assert 0.1 * height * width < covered.sum() < 0.9 * height * width  # mesh and background
+
+    # Silhouettes: what differs from the background.
+    sil1 = (p1 != img).any(-1)
+    sil2 = (p2 != 255).any(-1)
+    sil3 = (p3 != 255).any(-1)
+    assert iou(sil1, covered) >= 0.99
+    assert iou(sil2, covered) >= 0.99
+    assert iou(sil3, turned[0]) >= 0.99
+    # Outside the silhouette (grown by a pixel for edge ties): the input, resp. pure white.
+    grown = cv2.dilate(covered.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    np.testing.assert_array_equal(p1[~grown], img[~grown])
+    assert (p2[~grown] == 255).all()
+    grown3 = cv2.dilate(turned[0].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert (p3[~grown3] == 255).all()
+
+    # Inside: the same shading over either background, and the lit colour of the nearest surface.
+    assert interior.sum() > 0.8 * covered.sum()
+    assert (normal_z[interior] < 0).all()  # a closed convex mesh: what is seen faces the camera
+    np.testing.assert_array_equal(p1[interior], p2[interior])
+    for got, (_, inner, want, _) in ((p2, front), (p3, turned)):
+        assert np.abs(got[inner].astype(int) - want[inner]).max() <= 1
+        assert want[inner].mean() > 60  # lit, not black: the comparison means something
+    assert not np.array_equal(p2, p3)
+    common = interior & turned[1]
+    assert np.abs(p2[common].astype(int) - p3[common]).max() > 5  # turning changes the shading

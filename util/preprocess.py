@@ -36,8 +36,8 @@ def box_scale_center(img_shape, img_size, box=None):
     h, w = img_shape[:2]
     x0, y0, x1, y1 = (0, 0, w, h) if box is None else (float(b) for b in box)
     longest = max(x1 - x0, y1 - y0)
-    if not np.isfinite(longest) or longest <= 0:
-        raise PreprocessError('crop box %s is empty' % (tuple(box),))
+    if not np.isfinite([x0, y0, x1, y1]).all() or longest <= 0:
+        raise PreprocessError('crop box %s is empty or not finite' % ((x0, y0, x1, y1),))
     scale = float(img_size) / longest if longest != img_size else 1.0
     center = np.round(np.array([(y0 + y1) / 2.0, (x0 + x1) / 2.0])).astype(int)[::-1]
     return scale, center
