@@ -7,6 +7,8 @@ import sys
 
 from absl import flags
 
+from util.io.image_io import MAX_PIXELS
+
 PRETRAINED_MODEL = './model/ring_6_68641'
 
 
@@ -47,6 +49,10 @@ def build_flags(flag_values=None):
     flags.DEFINE_boolean('demo', False,
                          'Run on a synthetic FLAME-format model and checkpoint (generated on first '
                          'use into a cache folder) instead of the licensed files', flag_values=fv)
+    flags.DEFINE_integer('max_pixels', MAX_PIXELS,
+                         'Refuse images with more pixels than this (checked in the file header, '
+                         'before decoding: a small file can claim a huge picture)',
+                         lower_bound=1, flag_values=fv)
     flags.DEFINE_string('template_mesh', '',
                         'Optional OBJ/PLY mesh whose faces replace those of the FLAME model file '
                         '(e.g. the original FLAME_sample.ply)', flag_values=fv)

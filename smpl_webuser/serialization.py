@@ -97,6 +97,9 @@ def load_model_arrays(path_or_dict):
                         ('weights', (n_verts, n_joints)), ('J_regressor', (n_joints, n_verts)),
                         ('f', (None, 3))):
         _check_shape(source, name, out[name], shape)
+    if out['f'].size and (out['f'].min() < 0 or out['f'].max() >= n_verts):
+        raise ModelFormatError('%s: f (the faces) has vertex indices outside [0, %d)'
+                               % (source, n_verts))
     out['parents'] = _parents(source, kintree_table)
     kintree_table[0, 0] = -1
     out['kintree_table'] = kintree_table

@@ -4,9 +4,11 @@ import pickle
 import subprocess
 import sys
 
+import chumpy  # a test requirement: unpickles the FLAME model's Ch arrays
 import cv2
 import numpy as np
 import pytest
+import trimesh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -47,6 +49,20 @@ def reference_prediction(cache_dir):
     return files, verts[0], theta[0]
 
 
+def chumpy_neutral(flame_model_path, params_path):
+    """Expected neutral template, independent of the product: the FLAME pickle read with plain
+    pickle + real chumpy, the shape read from the saved params with np.load.
+    -> (v_template + shapedirs[:, :, :100] . shape, FLAME faces)."""
+    with open(flame_model_path, 'rb') as fh:
+        flame = pickle.load(fh, encoding='latin1')
+    assert isinstance(flame['shapedirs'], chumpy.Ch)  # really read through chumpy
+    shape = np.load(params_path, allow_pickle=True)[()]['shape']
+    assert shape.shape == (100,)
+    shapedirs = np.asarray(flame['shapedirs'])
+    expected = np.asarray(flame['v_template']) + shapedirs[:, :, :100].dot(shape)
+    return expected, np.asarray(flame['f'])
+
+
 def test_demo_writes_all_seven_files(demo_run):
     out, proc = demo_run
     expected = ['images/000001.png', 'mesh/000001.obj', 'params/000001.npy',
@@ -59,7 +75,6 @@ def test_demo_writes_all_seven_files(demo_run):
 
 
 def test_demo_outputs_read_back_independently(demo_run, cache_dir):
-    import trimesh
     out, _ = demo_run
     files, verts, theta = reference_prediction(cache_dir)
 
@@ -73,14 +88,11 @@ def test_demo_outputs_read_back_independently(demo_run, cache_dir):
                                                                     'expression')]), theta)
 
     # neutral template from the FLAME pickle read with plain pickle + real chumpy
-    pytest.importorskip('chumpy')
-    with open(files['flame_model_path'], 'rb') as fh:
-        flame = pickle.load(fh, encoding='latin1')
-    shapedirs = np.asarray(flame['shapedirs'])
-    expected = np.asarray(flame['v_template']) + shapedirs[:, :, :100].dot(params['shape'])
+    expected, flame_faces = chumpy_neutral(files['flame_model_path'],
+                                           os.path.join(out, 'params/000001.npy'))
     neutral = trimesh.load(os.path.join(out, 'neutral_mesh/000001.obj'), process=False)
     np.testing.assert_allclose(neutral.vertices, expected, atol=1e-6)
-    np.testing.assert_array_equal(neutral.faces, np.asarray(flame['f']))
+    np.testing.assert_array_equal(neutral.faces, flame_faces)
 
     img = cv2.imread(IMAGE)
     panel = cv2.imread(os.path.join(out, 'images/000001.png'))
@@ -93,41 +105,55 @@ def test_demo_outputs_read_back_independently(demo_run, cache_dir):
     assert 'mtllib 000001.mtl' in textured and '\nvt ' in textured
 
 
-def test_neutral_without_params_and_template_mesh_faces(demo_run, cache_dir, tmp_path):
-    """Neutralizing does not depend on saving the parameters; --template_mesh supplies faces."""
-    import trimesh
-    from synthetic.demo_assets import ensure_demo_assets
-    from util.io.mesh_io import read_obj
-    from util.using_flame_parameters import make_prdicted_mesh_neutral
-    first, _ = demo_run
-    files = ensure_demo_assets(cache_dir)
-    reference = trimesh.load(os.path.join(first, 'mesh/000001.obj'), process=False)
-    # a template with the same vertices and a different face list, as a binary PLY
-    faces = np.asarray(reference.faces)[::-1][:, [0, 2, 1]]
-    template = str(tmp_path / 'template.ply')
-    trimesh.Trimesh(reference.vertices, faces, process=False).export(template)
+def test_neutral_mesh_from_shape_and_template_mesh_faces(cache_dir, tmp_path, flame_assets,
+                                                        checkpoint_v2):
+    """The neutral template is v_template + shapedirs . shape; it does not depend on saving the
+    parameters; --template_mesh supplies the faces of mesh/ only.
 
+    Runs on a checkpoint whose regressor is not mean-only (--demo's predicts shape = 0, which
+    would make any shape blend look right)."""
+    from util.using_flame_parameters import make_prdicted_mesh_neutral
+    with open(flame_assets['flame_model'], 'rb') as fh:
+        flame = pickle.load(fh, encoding='latin1')
+    model_args = ['--img_path', IMAGE, '--load_path', checkpoint_v2,
+                  '--flame_model_path', flame_assets['flame_model']]
+    with_params = tmp_path / 'with_params'
+    proc = run_demo(model_args + ['--out_folder', str(with_params), '--save_flame_parameters=True',
+                                  '--neutralize_expression=True'], cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    params_path = str(with_params / 'params/000001.npy')
+    expected, flame_faces = chumpy_neutral(flame_assets['flame_model'], params_path)
+    assert np.abs(expected - np.asarray(flame['v_template'])).max() > 1e-3  # shape is not zero
+    neutral = trimesh.load(str(with_params / 'neutral_mesh/000001.obj'), process=False)
+    np.testing.assert_allclose(neutral.vertices, expected, atol=1e-6)
+    np.testing.assert_array_equal(neutral.faces, flame_faces)
+
+    # a template with the FLAME vertex count and a different face list, as a binary PLY
+    faces = flame_faces[::-1][:, [0, 2, 1]]
+    template = str(tmp_path / 'template.ply')
+    trimesh.Trimesh(np.asarray(flame['v_template']), faces, process=False).export(template)
     out = tmp_path / 'out'
-    proc = run_demo(['--demo', '--img_path', IMAGE, '--out_folder', str(out),
-                     '--neutralize_expression=True', '--save_obj_file=True',
-                     '--template_mesh', template], cache_dir)
+    proc = run_demo(model_args + ['--out_folder', str(out), '--neutralize_expression=True',
+                                  '--save_obj_file=True', '--template_mesh', template], cache_dir)
     assert proc.returncode == 0, proc.stderr
     assert not (out / 'params').exists()
-    neutral = read_obj(str(out / 'neutral_mesh/000001.obj'))
-    np.testing.assert_array_equal(neutral.v, read_obj(os.path.join(
-        first, 'neutral_mesh/000001.obj')).v)
-    # the original's entry point, from the saved parameters, gives the same template
-    original = make_prdicted_mesh_neutral(os.path.join(first, 'params/000001.npy'),
-                                          files['flame_model_path'])
-    np.testing.assert_allclose(original.v, neutral.v, atol=1e-12)
-    np.testing.assert_array_equal(read_obj(str(out / 'mesh/000001.obj')).f, faces)
+    neutral = trimesh.load(str(out / 'neutral_mesh/000001.obj'), process=False)
+    np.testing.assert_allclose(neutral.vertices, expected, atol=1e-6)
+    np.testing.assert_array_equal(neutral.faces, flame_faces)  # the template's faces are for mesh/
+    mesh = trimesh.load(str(out / 'mesh/000001.obj'), process=False)
+    np.testing.assert_array_equal(mesh.faces, faces)
+
+    # the original's entry point, from the saved parameters, gives that template too
+    original = make_prdicted_mesh_neutral(params_path, flame_assets['flame_model'])
+    np.testing.assert_allclose(original.v, expected, atol=1e-6)
+    np.testing.assert_array_equal(original.f, flame_faces)
 
 
 def test_missing_image_is_a_one_line_error(cache_dir, tmp_path):
     missing = str(tmp_path / 'nope.jpg')
     proc = run_demo(['--demo', '--img_path', missing, '--out_folder', str(tmp_path / 'o')],
                     cache_dir)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
     assert len(errors) == 1 and missing in errors[0]
     assert 'Traceback' not in proc.stderr
@@ -208,4 +234,4 @@ def test_leftover_argument_and_empty_folder_are_errors(cache_dir, tmp_path):
     empty = tmp_path / 'empty'
     empty.mkdir()
     proc = run_demo(['--demo', '--img_path', str(empty)], cache_dir)
-    assert proc.returncode == 1 and 'no image files' in proc.stderr
+    assert proc.returncode == 2 and 'no image files' in proc.stderr

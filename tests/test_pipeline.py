@@ -36,7 +36,7 @@ def test_batch_outputs_belong_to_their_own_image(checkpoint_v2, flame_assets, im
              'flame_texture_data_path': flame_assets['texture_data']}
     paths = list_inputs(images)
     assert [os.path.basename(p) for p in paths] == ['a.png', 'b.png', 'c.png']
-    assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items(paths), str(tmp_path)) == 0
+    assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items(paths), str(tmp_path)).failed == 0
 
     net = RingNet_inference(default_config(load_path=checkpoint_v2))
     thetas = []
@@ -65,7 +65,7 @@ def test_failing_image_leaves_none_of_its_outputs(checkpoint_v2, flame_assets, t
     class Err:
         write = errors.append
 
-    assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items([IMAGE]), str(out), err=Err) == 1
+    assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items([IMAGE]), str(out), err=Err).failed == 1
     assert ''.join(errors).count('error:') == 1
     written = [os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs]
     assert written == ['texture']  # no other output of the image, no temporaries
@@ -85,7 +85,7 @@ def test_texture_keeps_flame_faces_with_a_template_mesh(checkpoint_v2, flame_ass
     for name, extra in (('plain', {}), ('template', {'template_mesh': template})):
         config = default_config(save_obj_file=True, save_texture=True, **extra)
         out = tmp_path / name
-        assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items([IMAGE]), str(out)) == 0
+        assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items([IMAGE]), str(out)).failed == 0
         outputs[name] = out
     textured = read_obj(str(outputs['template'] / 'texture' / '000001.obj'))
     np.testing.assert_array_equal(textured.f, flame.f)

@@ -4,10 +4,11 @@ Camera coordinates: x right, y down, z forward (the camera sits at the origin lo
 so a surface facing the camera has normal z < 0. Pixel (x, y) samples the image-plane point
 (x, y): pixel centres are at integer coordinates, as for u = f * X / Z + c.
 """
+import cv2
 import numba
 import numpy as np
 
-from util.camera import project, to_camera
+from util.camera import RenderCamera, project, to_camera
 from util.geometry import vertex_normals
 
 LIGHT_BLUE = (0.651, 0.741, 0.859)
@@ -16,6 +17,9 @@ LIGHT_BLUE = (0.651, 0.741, 0.859)
 # y_rotation), which puts two lights in front of a camera-facing surface and one behind.
 _LIGHTS = (((-200., -100., -100.), 1.0), ((800., 10., 300.), 1.0), ((-500., 500., 1000.), 0.7))
 _LIGHT_TURN_DEG = 120.
+# Panels of larger inputs are drawn at this longer side (4 panels of a 12000-pixel photo would
+# take gigabytes); parameters, meshes and textures keep their exact values.
+MAX_PANEL_SIDE = 2048
 
 
 @numba.njit(cache=True)
@@ -167,6 +171,25 @@ def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_
         colors = lambertian_colors(v_cam, faces, color)
     _shade_kernel(face_id, bary, faces, colors, out)
     return out
+
+
+def fit_to_side(image, cam, max_side):
+    """(H,W,3) uint8 image and its util.camera.RenderCamera -> the same pair with the image's
+    longer side at most ``max_side`` (area-averaged), the camera mapped to the smaller image.
+
+    Pixel centres sit at integer coordinates, so a coordinate x becomes (x + 0.5) * k - 0.5
+    for the per-axis factor k = new size / old size; the focal length scales by the factor of
+    the longer side. Images within the limit are returned unchanged.
+    """
+    height, width = image.shape[:2]
+    if max(height, width) <= max_side:
+        return image, cam
+    k = max_side / max(height, width)
+    size = (max(1, round(width * k)), max(1, round(height * k)))  # cv2 dsize is (w, h)
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    factors = np.array([size[0] / width, size[1] / height])
+    return small, RenderCamera(f=cam.f * k, c=(np.asarray(cam.c) + 0.5) * factors - 0.5,
+                               t=cam.t)
 
 
 def four_panel(image, vertices, faces, cam):

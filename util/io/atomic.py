@@ -1,6 +1,16 @@
-"""Write files atomically: readers never see a half-written output, failures leave nothing behind."""
+"""Write files atomically: readers never see a half-written output, failures leave nothing behind.
+
+``atomic_path`` makes one file appear whole or not at all; ``Staging.commit`` does the same for a
+set of files (one image's outputs), and ``recover_staging`` cleans up after a killed run.
+"""
 import contextlib
+import errno
+import glob
+import itertools
+import json
 import os
+import shutil
+import socket
 import uuid
 
 
@@ -23,3 +33,142 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+STAGING_FOLDER = '.ringnet-partial'
+
+
+def check_writable(folder):
+    """Create ``folder`` if needed and prove a file can be made in it; else raise OSError with
+    one line naming it (so a run fails before any work, not after every image)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, '.ringnet-probe-%s' % uuid.uuid4().hex[:12])
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        os.remove(probe)
+    except OSError as exc:
+        raise OSError('%s: cannot write outputs in this folder (%s)'
+                      % (folder, exc.strerror or exc)) from exc
+
+
+def _alive(pid):
+    """Is process ``pid`` running on this machine?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def _undo(journal):
+    """Roll back the commit that ``journal`` describes, if it did not complete.
+
+    The journal lists (temporary, final) pairs and is written before the first rename. A
+    temporary still present means its rename never happened, so the commit is incomplete:
+    the finals already renamed are removed (none of the set stays) and so are the temporaries.
+    If every temporary is gone the commit completed and nothing is touched.
+    """
+    try:
+        with open(journal, encoding='utf-8') as fh:
+            pairs = json.load(fh)
+    except (OSError, ValueError):  # killed while writing the journal: no rename had happened
+        return
+    if any(os.path.exists(tmp) for tmp, _ in pairs):
+        for tmp, final in pairs:
+            if os.path.exists(tmp):
+                _remove(tmp)
+            else:
+                _remove(final)
+
+
+def recover_staging(out_folder):
+    """Clean up after runs into ``out_folder`` that were killed (SIGKILL, power loss): finish
+    rolling back their half-done commits and delete their temporaries -> number of runs
+    cleaned. Only staging folders of this machine whose process is gone are touched."""
+    root = os.path.join(out_folder, STAGING_FOLDER)
+    host = socket.gethostname()
+    cleaned = 0
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(root):
+            owner_host, _, rest = entry.name.rpartition('@')
+            pid = rest.split('-')[0]
+            if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+            for journal in glob.glob(os.path.join(glob.escape(entry.path), '*.journal')):
+                _undo(journal)
+            shutil.rmtree(entry.path, ignore_errors=True)
+            cleaned += 1
+    with contextlib.suppress(OSError):
+        os.rmdir(root)  # only when empty
+    return cleaned
+
+
+class Staging:
+    """All-or-nothing commits of sets of files under ``out_folder``.
+
+    Temporaries are written to OUT/.ringnet-partial/HOST@PID-TOKEN/ (same file system, so
+    the renames are atomic), never next to the outputs, so nothing half-written ever carries
+    an output's name. A journal written before the first rename lets recover_staging() undo a
+    commit that a killed process left half done. Use as a context manager: the folder is
+    removed on exit.
+    """
+
+    def __init__(self, out_folder):
+        self.out_folder = out_folder
+        self.folder = os.path.join(out_folder, STAGING_FOLDER, '%s@%d-%s' % (
+            socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12]))
+        self._count = itertools.count()
+
+    def __enter__(self):
+        os.makedirs(self.folder, exist_ok=True)
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(self.folder))  # only when empty
+
+    def commit(self, contents):
+        """Write {relative path: bytes} under out_folder, all or none -> the final paths.
+
+        Every final path is checked before anything is renamed; if a rename still fails, the
+        files already renamed are removed again, so the set is never partly in place.
+        """
+        finals = [os.path.join(self.out_folder, rel) for rel in contents]
+        for final in finals:
+            if os.path.isdir(final):
+                raise IsADirectoryError(errno.EISDIR, 'a folder is in the way', final)
+            os.makedirs(os.path.dirname(os.path.abspath(final)), exist_ok=True)
+        n = next(self._count)
+        pairs = [(os.path.join(self.folder, '%d.%d.tmp' % (n, k)), final)
+                 for k, final in enumerate(finals)]
+        journal = os.path.join(self.folder, '%d.journal' % n)
+        renamed = []
+        try:
+            for (tmp, _), data in zip(pairs, contents.values()):
+                # mode 0o666 less the umask, as for any new file (mkstemp would give 0600)
+                with os.fdopen(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666),
+                               'wb') as fh:
+                    fh.write(data)
+            with open(journal, 'w', encoding='utf-8') as fh:
+                json.dump(pairs, fh)
+            for tmp, final in pairs:
+                os.replace(tmp, final)
+                renamed.append(final)
+        except BaseException:
+            for final in renamed:
+                _remove(final)
+            for tmp, _ in pairs:
+                _remove(tmp)
+            raise
+        finally:
+            _remove(journal)
+        return finals
+

@@ -5,6 +5,10 @@ import cv2
 import numpy as np
 
 from util.io.atomic import atomic_path
+from util.io.image_header import ImageHeaderError, apply_orientation, image_info
+
+# Default for --max_pixels: 200 megapixels (e.g. 14000 x 14000) decode to 600 MB of RGB.
+MAX_PIXELS = 200_000_000
 
 
 class ImageError(ValueError):
@@ -28,34 +32,63 @@ def _over_white(bgra):
     return np.round(bgra[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
 
 
-def load_image(path):
-    """Read an image file -> (H,W,3) uint8 RGB.
+def read_bytes(path):
+    """The bytes of the file at ``path`` (Python's own file I/O: any file name works, even one
+    that is not valid UTF-8). Raises ImageError naming the file."""
+    if os.path.isdir(path):
+        raise ImageError('%s: is a folder, not an image file' % path)
+    try:
+        with open(path, 'rb') as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ImageError('%s: no such image file' % path) from None
+    except OSError as exc:
+        raise ImageError('%s: cannot read (%s)' % (path, exc.strerror or exc)) from None
 
-    Grayscale is replicated to three channels; 16-bit samples are scaled to 8 bits
-    (x * 255/65535, rounded); float samples are taken as [0, 1]. An alpha channel is
-    composited over white (the renderer's background), so transparent cut-outs do not
-    turn into whatever colour their hidden pixels happen to hold.
-    Raises ImageError (one line, naming the file) for missing/unreadable/empty images.
+
+def decode_image(data, name='image', max_pixels=MAX_PIXELS):
+    """The bytes of an image file -> (H,W,3) uint8 RGB, upright.
+
+    Before decoding, the header is read (util.io.image_header): a picture of more than
+    ``max_pixels`` pixels, an unknown format and an evidently truncated file are refused. The
+    EXIF orientation tag is applied, as photo viewers do. Grayscale is replicated to three
+    channels; 16-bit samples are scaled to 8 bits (x * 255/65535, rounded); float samples are
+    taken as [0, 1]. An alpha channel is composited over white (the renderer's background),
+    so transparent cut-outs do not turn into whatever colour their hidden pixels hold.
+    Raises ImageError (one line, naming ``name``).
     """
-    if not os.path.isfile(path):
-        raise ImageError('%s: no such image file' % path)
-    if os.path.getsize(path) == 0:
-        raise ImageError('%s: empty file' % path)
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageError('%s: not a readable image' % path)
-    if img.size == 0:
-        raise ImageError('%s: image has zero size %s' % (path, img.shape))
-    img = _to_uint8(img, path)
+    if not data:
+        raise ImageError('%s: empty file' % name)
+    try:
+        info = image_info(data)
+    except ImageHeaderError as exc:
+        raise ImageError('%s: not a readable image (%s)' % (name, exc)) from None
+    if info.width * info.height > max_pixels:
+        raise ImageError('%s: %dx%d image has %d pixels, over the limit of %d (--max_pixels)'
+                         % (name, info.width, info.height, info.width * info.height,
+                            max_pixels))
+    if not info.complete:
+        raise ImageError('%s: truncated %s file (its end is missing)' % (name, info.format))
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise ImageError('%s: not a readable image (the %s decoder failed)' % (name, info.format))
+    img = _to_uint8(img, name)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim == 2:
-        return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2))
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise ImageError('%s: unsupported image layout %s' % (path, img.shape))
-    if img.shape[2] == 4:
-        img = _over_white(img)
-    return np.ascontiguousarray(img[..., ::-1])
+        img = np.repeat(img[..., None], 3, axis=2)
+    elif img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise ImageError('%s: unsupported image layout %s' % (name, img.shape))
+    else:
+        if img.shape[2] == 4:
+            img = _over_white(img)
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place: no second copy
+    return apply_orientation(img, info.orientation)
+
+
+def load_image(path, max_pixels=MAX_PIXELS):
+    """Read an image file -> (H,W,3) uint8 RGB, upright (see decode_image)."""
+    return decode_image(read_bytes(path), path, max_pixels)
 
 
 def encode_image(rgb, ext='.png', name='image'):

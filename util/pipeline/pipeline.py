@@ -8,7 +8,6 @@ stops the rest of the batch.
 """
 import collections
 import concurrent.futures
-import contextlib
 import io
 import os
 import sys
@@ -17,13 +16,13 @@ import numpy as np
 
 from smpl_webuser.serialization import load_model
 from util.camera import render_camera
-from util.io.atomic import atomic_path
+from util.io.atomic import Staging, recover_staging
 from util.io.image_io import encode_image
 from util.io.mesh_io import ObjTopology, load_mesh, mtl_name, mtl_text
 from util.pipeline.outputs import output_path, requested_kinds
 from util.preprocess import preprocess_image
 from util.project_on_mesh import compute_texture_map
-from util.renderer import four_panel
+from util.renderer import MAX_PANEL_SIDE, fit_to_side, four_panel
 from util.texture_data import load_texture_data
 from util.theta import split_theta
 from util.using_flame_parameters import neutral_vertices
@@ -31,6 +30,11 @@ from util.using_flame_parameters import neutral_vertices
 Prediction = collections.namedtuple('Prediction', 'image proc_param vertices theta')
 Prediction.__doc__ = """image (H,W,3) uint8 RGB; proc_param of util.preprocess.preprocess_image;
 vertices (V,3) float32; theta (T,) float32."""
+
+RunResult = collections.namedtuple('RunResult', 'done failed interrupted')
+RunResult.__doc__ = """done / failed: frames whose outputs were all written / that failed
+(reported); interrupted: the run stopped early on KeyboardInterrupt (SIGINT, or SIGTERM turned
+into one by the command line), after finishing the frame being written."""
 
 
 def npy_bytes(value):
@@ -103,7 +107,9 @@ class Pipeline:
         cfg = self.config
         kinds = requested_kinds(cfg)
         cam = render_camera(pred.theta[:3], pred.proc_param, cfg.img_size)
-        panel = four_panel(pred.image, pred.vertices, self.faces, cam)
+        # panels of huge photos are drawn smaller (the texture still samples the full image)
+        panel_image, panel_cam = fit_to_side(pred.image, cam, MAX_PANEL_SIDE)
+        panel = four_panel(panel_image, pred.vertices, self.faces, panel_cam)
         out = {output_path(name, 'panel'): encode_image(panel)}
         if 'mesh' in kinds:
             out[output_path(name, 'mesh')] = self.obj_mesh.obj_text(pred.vertices).encode()
@@ -123,78 +129,97 @@ class Pipeline:
             out[obj] = self.obj_textured.obj_text(pred.vertices, mtl_name(obj)).encode()
         return out
 
-    def save(self, name, pred, out_folder):
+    def save(self, name, pred, staging):
         """Compute and write every requested output of one prediction -> written paths.
 
-        All-or-nothing: each output goes to a temporary file; they are renamed into place only
-        after all were written (util.io.atomic), and removed if any of them fails.
+        All-or-nothing (util.io.atomic.Staging.commit): the outputs appear together or not
+        at all, whatever fails.
         """
-        contents = self.outputs(name, pred)
-        paths = [os.path.join(out_folder, rel) for rel in contents]
-        with contextlib.ExitStack() as stack:
-            for path, data in zip(paths, contents.values()):
-                with open(stack.enter_context(atomic_path(path)), 'wb') as fh:
-                    fh.write(data)
-        return paths
+        return staging.commit(self.outputs(name, pred))
 
     def process(self, frame, out_folder):
         """All outputs of one frame, one step after the other -> list of written paths."""
-        return self.save(frame.name, self.predict(frame), out_folder)
+        with Staging(out_folder) as staging:
+            return self.save(frame.name, self.predict(frame), staging)
 
     def run(self, items, out_folder, err=sys.stderr):
-        """Process every frame of every item (util.pipeline.sources.Item); a failing item or
-        frame is reported in one line and skipped. -> number of failures.
+        """Process every frame of every item (util.pipeline.sources.Item) -> RunResult.
 
-        Frame k's outputs are rendered and written on a worker thread while the network runs
-        on frame k+1 (the network releases the GIL), so the two overlap.
+        A failing item or frame is reported in one line and skipped. Frame k's outputs are
+        rendered and written on a worker thread while the network runs on frame k+1 (the
+        network releases the GIL), so the two overlap. On KeyboardInterrupt the frame being
+        written is finished (or rolled back, if it fails), then the run stops. Leftovers of a
+        killed earlier run into ``out_folder`` are cleaned up first.
         """
-        failed = 0
+        recover_staging(out_folder)
+        # failures before writing are counted here; writes are counted on the worker thread
+        # (where no signal interrupts the bookkeeping), in a counter of their own
+        tally, written = collections.Counter(), collections.Counter()
         names = {}  # output NAME -> the source that claimed it ('a.jpg' and 'a.png' collide)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
-            pending = None
-            for item in items:
-                try:
-                    frames = item.read()
-                except Exception as e:  # noqa: BLE001 - one bad item must not stop a batch
-                    failed += 1
-                    report(item.source, e, err)
-                    continue
-                for frame in frames:
-                    claimed = names.setdefault(frame.name, item.source)
-                    if claimed != item.source:
-                        failed += 1
-                        report(item.source, ValueError(
-                            'outputs would overwrite those of %s (same name %s)'
-                            % (claimed, frame.name)), err)
-                        continue
-                    try:
-                        pred = self.predict(frame)
-                    except Exception as e:  # noqa: BLE001 - reported per frame
-                        failed += 1
-                        report(item.source, e, err)
-                        continue
-                    failed += finish(pending, err)
-                    pending = item.source, worker.submit(self.save, frame.name, pred, out_folder)
-            failed += finish(pending, err)
-        return failed
+        interrupted = False
+        with Staging(out_folder) as staging, \
+                concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+            writing = None
+            try:
+                for item in items:
+                    for source, frame in self._frames(item, names, tally, err):
+                        try:
+                            pred = self.predict(frame)
+                        except Exception as e:  # noqa: BLE001 - reported per frame
+                            tally['failed'] += 1
+                            report(source, e, err)
+                            continue
+                        if writing is not None:
+                            writing.result()
+                        writing = worker.submit(self._write, source, frame.name, pred, staging,
+                                                written, err)
+            except KeyboardInterrupt:
+                interrupted = True
+            # leaving the executor waits for the frame being written
+        return RunResult(written['done'], tally['failed'] + written['failed'], interrupted)
+
+    def _frames(self, item, names, tally, err):
+        """(source, Frame) pairs of ``item`` whose names are free; failures reported, counted."""
+        try:
+            frames = item.read()
+        except Exception as e:  # noqa: BLE001 - one bad item must not stop a batch
+            tally['failed'] += 1
+            report(item.source, e, err)
+            return
+        for frame in frames:
+            claimed = names.setdefault(frame.name, item.source)
+            if claimed != item.source:
+                tally['failed'] += 1
+                report(item.source, ValueError('outputs would overwrite those of %s (same name '
+                                               '%s)' % (claimed, frame.name)), err)
+                continue
+            yield item.source, frame
+
+    def _write(self, source, name, pred, staging, tally, err):
+        """save() on the worker thread, reporting and counting the result there."""
+        try:
+            self.save(name, pred, staging)
+        except Exception as e:  # noqa: BLE001 - reported per frame, the batch goes on
+            tally['failed'] += 1
+            report(source, e, err)
+        else:
+            tally['done'] += 1
+
+
+def printable(text):
+    """``text`` on one line: control characters and undecodable bytes of file names
+    (surrogate escapes) written as backslash escapes."""
+    raw = text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+    return ''.join(ch if ch.isprintable() else ch.encode('unicode_escape').decode('ascii')
+                   for ch in raw)
 
 
 def report(source, error, err):
-    """Print one line 'error: SOURCE: message' for a failed item."""
-    msg = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if source not in msg:
-        msg = '%s: %s' % (source, msg)
-    print('error: ' + msg, file=err)
+    """Print one line 'error: SOURCE: message' for a failed item (its first line, with the
+    source made printable first, so a file name with a newline cannot cut the message)."""
+    msg = str(error).replace(source, printable(source)) if str(error) else type(error).__name__
+    msg = next((line for line in msg.splitlines() if line.strip()), type(error).__name__)
+    if printable(source) not in msg:
+        msg = '%s: %s' % (printable(source), msg)
+    print('error: ' + printable(msg), file=err)
 
-
-def finish(pending, err):
-    """Wait for a (source, future) from Pipeline.run -> 1 if it failed (reported), else 0."""
-    if pending is None:
-        return 0
-    source, future = pending
-    try:
-        future.result()
-    except Exception as e:  # noqa: BLE001 - reported per frame, the batch goes on
-        report(source, e, err)
-        return 1
-    return 0

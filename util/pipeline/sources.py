@@ -6,10 +6,10 @@ fails as one item (reported by the pipeline) without stopping the listing or the
 import collections
 import os
 
-from util.io.image_io import load_image
+from util.io.image_io import MAX_PIXELS, load_image
 from util.pipeline.frames import Frame, output_name
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif')
 
 Item = collections.namedtuple('Item', 'source read')
 Item.__doc__ = """source: what the user gave (a path), for messages; read: () -> [Frame]."""
@@ -39,11 +39,11 @@ def input_paths(img_path):
     return paths
 
 
-def read_image_frames(path):
+def read_image_frames(path, max_pixels=MAX_PIXELS):
     """An image file -> [Frame] of the whole image, named after the file."""
-    return [Frame(output_name(path), load_image(path), None)]
+    return [Frame(output_name(path), load_image(path, max_pixels), None)]
 
 
-def image_items(paths):
+def image_items(paths, max_pixels=MAX_PIXELS):
     """Image file paths -> [Item], each reading its file when the pipeline gets to it."""
-    return [Item(path, lambda path=path: read_image_frames(path)) for path in paths]
+    return [Item(path, lambda path=path: read_image_frames(path, max_pixels)) for path in paths]

@@ -1,0 +1,18 @@
+"""What a run with every output on should leave on disk, for tests that count files."""
+import os
+
+ALL_OUTPUT_FLAGS = ['--save_obj_file=True', '--save_flame_parameters=True',
+                    '--neutralize_expression=True', '--save_texture=True']
+OUTPUTS = ['images/%s.png', 'mesh/%s.obj', 'params/%s.npy', 'neutral_mesh/%s.obj',
+           'texture/%s.png', 'texture/%s.mtl', 'texture/%s.obj']
+
+
+def files_under(root):
+    """Every file below ``root``, hidden ones included, as sorted relative paths."""
+    return sorted(os.path.relpath(os.path.join(d, f), root)
+                  for d, _, names in os.walk(root) for f in names)
+
+
+def outputs_of(*names):
+    """The seven output paths of each NAME, sorted."""
+    return sorted(pattern % name for name in names for pattern in OUTPUTS)

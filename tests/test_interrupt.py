@@ -1,0 +1,90 @@
+"""Signals during a run: the image being written is finished (or, after SIGKILL, undone by the
+next run), the summary line is printed, the exit status is 128 + signal, no traceback.
+
+The rename window is made deterministic by a driver that wraps os.replace in the child
+process: after the first output of image b is renamed into place it creates a marker file and
+waits for a 'go' file, so the test signals exactly inside the window."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+
+from output_sets import ALL_OUTPUT_FLAGS, files_under, outputs_of
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
+
+DRIVER = r'''
+import os, sys, time
+mark, go = sys.argv[1], sys.argv[2]
+real_replace = os.replace
+
+def replace(src, dst):
+    real_replace(src, dst)
+    if dst.endswith(os.path.join('images', 'b.png')) and not os.path.exists(go):
+        open(mark, 'w').close()
+        while not os.path.exists(go):  # hold the window open until the test says go
+            time.sleep(0.005)
+
+os.replace = replace
+import demo
+sys.exit(demo.main(['demo'] + sys.argv[3:]))
+'''
+
+
+@pytest.fixture()
+def run_args(tmp_path, checkpoint_v2, flame_assets):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    bgr = cv2.imread(IMAGE)
+    for name, img in (('a', bgr), ('b', bgr[10:]), ('c', bgr[:, 10:])):
+        cv2.imwrite(str(folder / (name + '.png')), img)
+    out = tmp_path / 'out'
+    return out, ['--img_path', str(folder), '--out_folder', str(out), '--load_path',
+                 checkpoint_v2, '--flame_model_path', flame_assets['flame_model'],
+                 '--flame_texture_data_path', flame_assets['texture_data']] + ALL_OUTPUT_FLAGS
+
+
+def start_paused(tmp_path, args):
+    mark, go = tmp_path / 'renaming', tmp_path / 'go'
+    proc = subprocess.Popen([sys.executable, '-c', DRIVER, str(mark), str(go)] + args, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not mark.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, 'the run never reached the rename window'
+        time.sleep(0.01)
+    return proc, go
+
+
+@pytest.mark.parametrize('sig, status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_in_the_rename_window_finishes_that_image(tmp_path, run_args, sig, status):
+    out, args = run_args
+    proc, go = start_paused(tmp_path, args)
+    proc.send_signal(sig)
+    time.sleep(0.2)  # let the main thread take the signal while the writer is still held
+    go.touch()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == status, stderr
+    assert 'Traceback' not in stderr
+    assert stdout.strip().splitlines()[-1] == \
+        '2 of 3 image(s) done, outputs in %s; interrupted' % out
+    assert files_under(out) == outputs_of('a', 'b')  # b finished, c never started writing
+
+
+def test_sigkill_in_the_rename_window_is_undone_by_the_next_run(tmp_path, run_args):
+    out, args = run_args
+    proc, go = start_paused(tmp_path, args)
+    proc.kill()
+    proc.wait()
+    left = files_under(out)
+    assert 'images/b.png' in left and 'mesh/b.obj' not in left  # a partial set, for now
+    assert any(f.startswith('.ringnet-partial') for f in left)
+    rerun = subprocess.run([sys.executable, '-m', 'demo'] + args, cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert files_under(out) == outputs_of('a', 'b', 'c')

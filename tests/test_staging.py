@@ -1,0 +1,99 @@
+"""util.io.atomic.Staging / recover_staging: one image's outputs appear all together or not at all,
+even when a rename fails partway or the process is killed between renames."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from output_sets import files_under
+from util.io import atomic
+from util.io.atomic import STAGING_FOLDER, Staging, recover_staging
+
+CONTENTS = {'images/a.png': b'png', 'mesh/a.obj': b'obj', 'params/a.npy': b'npy',
+            'texture/a.png': b'tex', 'texture/a.mtl': b'mtl', 'texture/a.obj': b'tobj'}
+
+
+def dead_pid():
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+def test_commit_writes_every_file_and_leaves_no_temporaries(tmp_path):
+    with Staging(str(tmp_path)) as staging:
+        staging.commit(CONTENTS)
+    assert files_under(tmp_path) == sorted(CONTENTS)
+    for rel, data in CONTENTS.items():
+        assert (tmp_path / rel).read_bytes() == data
+
+
+def test_blocked_final_path_writes_nothing(tmp_path):
+    (tmp_path / 'texture' / 'a.obj').mkdir(parents=True)  # a folder where an output goes
+    with Staging(str(tmp_path)) as staging, pytest.raises(IsADirectoryError):
+        staging.commit(CONTENTS)
+    assert files_under(tmp_path) == []
+    assert not (tmp_path / STAGING_FOLDER).exists()
+
+
+def test_rename_failing_partway_rolls_back_the_ones_done(tmp_path, monkeypatch):
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 4:
+            raise OSError(28, 'No space left on device')
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, 'replace', replace)
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'images' / 'other.png').write_bytes(b'kept')
+    with Staging(str(tmp_path)) as staging, pytest.raises(OSError, match='space'):
+        staging.commit(CONTENTS)
+    assert len(calls) == 4  # three renamed, then the failure
+    assert files_under(tmp_path) == ['images/other.png']
+
+
+def test_killed_commit_is_undone_by_the_next_run(tmp_path):
+    """A process killed between two renames leaves a journal; the next run undoes the commit."""
+    pid = dead_pid()
+    folder = tmp_path / STAGING_FOLDER / ('%s@%d-0123456789ab' % (socket.gethostname(), pid))
+    folder.mkdir(parents=True)
+    pairs = []
+    for k, (rel, data) in enumerate(CONTENTS.items()):
+        tmp, final = folder / ('0.%d.tmp' % k), tmp_path / rel
+        final.parent.mkdir(exist_ok=True)
+        (final if k < 2 else tmp).write_bytes(data)  # two renamed before the kill
+        pairs.append((str(tmp), str(final)))
+    (folder / '0.journal').write_text(json.dumps(pairs))
+    (tmp_path / 'images' / 'b.png').write_bytes(b'complete earlier output')
+    assert recover_staging(str(tmp_path)) == 1
+    assert files_under(tmp_path) == ['images/b.png']
+
+
+def test_completed_commit_with_a_stale_journal_is_kept(tmp_path):
+    pid = dead_pid()
+    folder = tmp_path / STAGING_FOLDER / ('%s@%d-0123456789ab' % (socket.gethostname(), pid))
+    folder.mkdir(parents=True)
+    pairs = []
+    for k, (rel, data) in enumerate(CONTENTS.items()):
+        final = tmp_path / rel
+        final.parent.mkdir(exist_ok=True)
+        final.write_bytes(data)  # every rename done; killed before the journal was removed
+        pairs.append((str(folder / ('0.%d.tmp' % k)), str(final)))
+    (folder / '0.journal').write_text(json.dumps(pairs))
+    recover_staging(str(tmp_path))
+    assert files_under(tmp_path) == sorted(CONTENTS)
+
+
+def test_live_or_foreign_staging_folders_are_left_alone(tmp_path):
+    mine = tmp_path / STAGING_FOLDER / ('%s@%d-0123456789ab' % (socket.gethostname(), os.getpid()))
+    other_host = tmp_path / STAGING_FOLDER / ('some-other-host@%d-0123456789ab' % dead_pid())
+    for folder in (mine, other_host):
+        folder.mkdir(parents=True)
+        (folder / '0.0.tmp').write_bytes(b'in flight')
+    assert recover_staging(str(tmp_path)) == 0
+    assert (mine / '0.0.tmp').exists() and (other_host / '0.0.tmp').exists()
