@@ -204,3 +204,16 @@ def test_unwritable_output_folder_fails_before_the_model_loads(tmp_path, checkpo
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and str(out) in errors[0]
     assert 'outputs in' not in proc.stdout
+
+
+def test_nothing_done_names_no_folder(tmp_path, checkpoint_v2, flame_assets):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    (folder / 'zero.jpg').write_bytes(b'')
+    (folder / 'text.png').write_text('not an image')
+    out = tmp_path / 'out'
+    proc = run_demo(['--img_path', str(folder), '--out_folder', str(out)]
+                    + model_args(checkpoint_v2, flame_assets))
+    assert proc.returncode == 1
+    assert proc.stdout.strip().splitlines()[-1] == '0 of 2 image(s) done'
+    assert files_under(out) == []
