@@ -6,6 +6,7 @@ up (their module globals, and a few methods) with timed wrappers for the duratio
 import collections
 import contextlib
 import functools
+import importlib
 import time
 
 # stage -> [(module or class, attribute)], as util.pipeline looks them up
@@ -25,7 +26,6 @@ STAGES = {
 
 def _owner(module_name, attr):
     """(object holding the attribute, attribute name) for 'mod', 'Class.method' or 'name'."""
-    import importlib
     owner = importlib.import_module(module_name)
     *path, name = attr.split('.')
     for part in path:

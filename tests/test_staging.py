@@ -57,34 +57,32 @@ def test_rename_failing_partway_rolls_back_the_ones_done(tmp_path, monkeypatch):
     assert files_under(tmp_path) == ['images/other.png']
 
 
-def test_killed_commit_is_undone_by_the_next_run(tmp_path):
-    """A process killed between two renames leaves a journal; the next run undoes the commit."""
-    pid = dead_pid()
-    folder = tmp_path / STAGING_FOLDER / ('%s@%d-0123456789ab' % (socket.gethostname(), pid))
+def killed_commit(out, renamed):
+    """Leave what a process killed during Staging.commit leaves: its staging folder (of a dead
+    pid, on this host) with the journal, the first ``renamed`` outputs already in place and the
+    other temporaries not yet renamed."""
+    folder = out / STAGING_FOLDER / ('%s@%d-0123456789ab' % (socket.gethostname(), dead_pid()))
     folder.mkdir(parents=True)
     pairs = []
     for k, (rel, data) in enumerate(CONTENTS.items()):
-        tmp, final = folder / ('0.%d.tmp' % k), tmp_path / rel
+        tmp, final = folder / ('0.%d.tmp' % k), out / rel
         final.parent.mkdir(exist_ok=True)
-        (final if k < 2 else tmp).write_bytes(data)  # two renamed before the kill
+        (final if k < renamed else tmp).write_bytes(data)
         pairs.append((str(tmp), str(final)))
     (folder / '0.journal').write_text(json.dumps(pairs))
+
+
+def test_killed_commit_is_undone_by_the_next_run(tmp_path):
+    """A process killed between two renames leaves a journal; the next run undoes the commit."""
+    killed_commit(tmp_path, renamed=2)
     (tmp_path / 'images' / 'b.png').write_bytes(b'complete earlier output')
     assert recover_staging(str(tmp_path)) == 1
     assert files_under(tmp_path) == ['images/b.png']
 
 
 def test_completed_commit_with_a_stale_journal_is_kept(tmp_path):
-    pid = dead_pid()
-    folder = tmp_path / STAGING_FOLDER / ('%s@%d-0123456789ab' % (socket.gethostname(), pid))
-    folder.mkdir(parents=True)
-    pairs = []
-    for k, (rel, data) in enumerate(CONTENTS.items()):
-        final = tmp_path / rel
-        final.parent.mkdir(exist_ok=True)
-        final.write_bytes(data)  # every rename done; killed before the journal was removed
-        pairs.append((str(folder / ('0.%d.tmp' % k)), str(final)))
-    (folder / '0.journal').write_text(json.dumps(pairs))
+    """Every rename done, killed before the journal was removed: the set stays."""
+    killed_commit(tmp_path, renamed=len(CONTENTS))
     recover_staging(str(tmp_path))
     assert files_under(tmp_path) == sorted(CONTENTS)
 

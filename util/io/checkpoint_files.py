@@ -10,7 +10,7 @@ import os
 import re
 
 DATA_SHARD = '.data-00000-of-00001'
-RINGNET_WHAT = 'RingNet checkpoint (goes in model/, or set --load_path)'
+RINGNET_WHAT = 'the RingNet checkpoint, goes in model/ or set --load_path'
 RINGNET_SOURCE = 'the RingNet project page (https://ringnet.is.tue.mpg.de, registration needed)'
 
 
@@ -20,7 +20,7 @@ class CheckpointFilesError(IOError):
 
 def missing_line(path, what, source):
     """The one-line description of a missing model file: what it is and where to get it."""
-    return '%s: not found (%s; download from %s)' % (path, what, source)
+    return '%s: not found -- %s; download from %s' % (path, what, source)
 
 
 def data_shards(prefix):

@@ -24,11 +24,11 @@ def missing_model_files(config):
                  for path in missing_checkpoint_files(resolve_prefix(config.load_path))]
     except CheckpointFilesError as exc:
         lines = ['%s; download from %s' % (exc, RINGNET_SOURCE)]
-    others = [(config.flame_model_path, 'FLAME model (goes in flame_model/)',
+    others = [(config.flame_model_path, 'the FLAME model, goes in flame_model/',
                FLAME_SOURCE + ', FLAME 2019, 2020 or 2023', True),
-              (config.flame_texture_data_path, 'FLAME texture data (goes in flame_model/)',
+              (config.flame_texture_data_path, 'the FLAME texture data, goes in flame_model/',
                FLAME_SOURCE + ', FLAME_texture_data.zip', config.save_texture),
-              (config.template_mesh, 'template mesh given by --template_mesh', 'your own file',
+              (config.template_mesh, 'the template mesh given by --template_mesh', 'your own file',
                bool(config.template_mesh))]
     lines += [missing_line(path, what, source) for path, what, source, needed in others
               if needed and not os.path.isfile(path)]
