@@ -3,7 +3,8 @@
 Ranks: 0 util.io (and util/io/*), 1 smpl_webuser, 2 util/*.py and run_RingNet, 3 synthetic,
 4 util.pipeline, 5 demo and config. A module may import its own rank or lower. Extra rules:
 only util.pipeline.model_files and demo (and synthetic itself) import ``synthetic``; only
-run_RingNet and synthetic.checkpoint import ``tensorflow``. Every import counts, at any depth
+run_RingNet and synthetic.checkpoint import ``tensorflow``; only util.detect imports ``mtcnn``
+(which loads TensorFlow itself). Every import counts, at any depth
 (inside functions, classes, try/if blocks), relative ones included, and so do
 ``importlib.import_module('name')`` / ``__import__('name')`` with a literal name.
 tests/ and bench/ are not checked; third-party modules are ignored.
@@ -16,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNCHECKED_TOP = ('tests', 'bench')
 SYNTHETIC_IMPORTERS = ('util.pipeline.model_files', 'demo')
 TENSORFLOW_IMPORTERS = ('run_RingNet', 'synthetic.checkpoint')
+MTCNN_IMPORTERS = ('util.detect',)
 
 
 def rank(name):
@@ -99,6 +101,8 @@ def layer_violations(root):
                 found.append((module, name, 'imports synthetic'))
             if _within(name, 'tensorflow') and module not in TENSORFLOW_IMPORTERS:
                 found.append((module, name, 'imports tensorflow'))
+            if _within(name, 'mtcnn') and module not in MTCNN_IMPORTERS:
+                found.append((module, name, 'imports mtcnn'))
     return sorted(set(found))
 
 
@@ -132,7 +136,7 @@ FAKE_TREE = {
                          '            import util.renderer\n',
     'util/pipeline/sources.py': 'try:\n    from synthetic import demo_assets\nexcept ImportError:\n'
                                 '    pass\n',
-    'util/bar.py': 'def load():\n    import tensorflow as tf\n    return tf\n',
+    'util/bar.py': 'def load():\n    import tensorflow as tf\n    from mtcnn import MTCNN\n',
     'util/baz.py': 'import importlib\n\n\ndef g():\n    return importlib.import_module('
                    '"tensorflow.compat.v1")\n',
     'config.py': 'from synthetic.demo_assets import DEMO_NOTICE\n',
@@ -146,6 +150,7 @@ FAKE_TREE = {
     'util/renderer.py': 'import numba\nfrom util.camera import project\n'
                         'from util.io.mesh_io import Mesh\nfrom smpl_webuser.lbs import lbs\n',
     'util/camera.py': 'import numpy\n',
+    'util/detect.py': 'class D:\n    def m(self):\n        from mtcnn import MTCNN\n',
     'smpl_webuser/__init__.py': '',
     'smpl_webuser/lbs.py': 'import scipy.sparse as sp\nfrom util.io import safe_pickle\n',
     'run_RingNet.py': 'import tensorflow as tf\nfrom util.io.checkpoint_files import x\n',
@@ -175,6 +180,7 @@ def test_fake_tree_violations_are_reported_exactly(tmp_path):
         ('config', 'synthetic.demo_assets.DEMO_NOTICE', 'imports synthetic'),
         ('smpl_webuser.a', 'util.renderer', 'rank 1 imports rank 2'),
         ('tools.helper', '', 'module is not in the layer map'),
+        ('util.bar', 'mtcnn.MTCNN', 'imports mtcnn'),
         ('util.bar', 'tensorflow', 'imports tensorflow'),
         ('util.baz', 'tensorflow.compat.v1', 'imports tensorflow'),
         ('util.foo', 'synthetic.flame', 'imports synthetic'),
@@ -197,4 +203,5 @@ def test_fake_tree_allowed_imports_are_seen(tmp_path):
             'synthetic.flame.write_flame_assets'} <= names['synthetic.demo_assets']
     assert 'util.pipeline.frames.Frame' in names['util.pipeline.pipeline']
     assert 'util.io.atomic' in names['util.io.mesh_io']
+    assert 'mtcnn.MTCNN' in names['util.detect']
     assert not any(m.startswith(('tests', 'bench', '.venv')) for m in names)
