@@ -17,7 +17,9 @@ def build_flags(flag_values=None):
     fv = flags.FlagValues() if flag_values is None else flag_values
     # --- the original's flags (names and defaults unchanged) ---
     flags.DEFINE_string('img_path', './input_images/000001.jpg',
-                        'Image to run (a file; a folder runs every image in it)', flag_values=fv)
+                        'Image to run: a file, a folder (every image in it), a glob pattern '
+                        "(quote it; ** spans folders) or a .txt list of paths, one per line",
+                        flag_values=fv)
     flags.DEFINE_string('out_folder', './RingNet_output',
                         'The output path to store images', flag_values=fv)
     flags.DEFINE_boolean('save_obj_file', False,
@@ -53,6 +55,41 @@ def build_flags(flag_values=None):
                          'Refuse images with more pixels than this (checked in the file header, '
                          'before decoding: a small file can claim a huge picture)',
                          lower_bound=1, flag_values=fv)
+    flags.DEFINE_boolean('detect_faces', False,
+                         'Find the faces in each image (MTCNN) and frame each one the way '
+                         "RingNet's training images are framed; outputs of face k are named "
+                         'NAME_face<k>, numbered left to right. Off: the whole image is the '
+                         "crop (the original's behaviour; give it a loose crop of one face)",
+                         flag_values=fv)
+    flags.DEFINE_integer('max_faces', 0, 'With --detect_faces: keep the N largest faces '
+                         '(0: all)', lower_bound=0, flag_values=fv)
+    flags.DEFINE_integer('min_face_size', 0,
+                         'With --detect_faces: smallest face box side in input pixels (0: '
+                         'auto, 40 px or 1/32 of the longer image side, whichever is larger; '
+                         'smaller values find smaller faces but detect more slowly)',
+                         lower_bound=0, flag_values=fv)
+    flags.DEFINE_boolean('save_landmarks', False,
+                         'Write the 68 FLAME landmarks: landmarks/NAME_2d.txt (x y, input '
+                         'pixels) and landmarks/NAME_3d.txt (x y z, model coordinates)',
+                         flag_values=fv)
+    flags.DEFINE_boolean('draw_landmarks', False,
+                         'Draw the 68 landmarks on the overlay panel', flag_values=fv)
+    flags.DEFINE_string('flame_static_embedding_path', './flame_model/flame_static_embedding.pkl',
+                        'FLAME landmark embedding (51 static points), for the landmarks',
+                        flag_values=fv)
+    flags.DEFINE_string('flame_dynamic_embedding_path',
+                        './flame_model/flame_dynamic_embedding.npy',
+                        'FLAME landmark embedding (17 yaw-dependent contour points), for the '
+                        'landmarks', flag_values=fv)
+    flags.DEFINE_boolean('recursive', False, 'With a folder as --img_path: also the images in '
+                         'its sub-folders (outputs keep the sub-folder layout)', flag_values=fv)
+    flags.DEFINE_boolean('skip_existing', False,
+                         'Skip an input whose outputs for every requested flag all exist (to '
+                         'finish an interrupted run); with nothing left the network never loads',
+                         flag_values=fv)
+    flags.DEFINE_boolean('quiet', False, 'No progress bar (there is one only when stderr is a '
+                         'terminal); errors and the final summary are still printed',
+                         flag_values=fv)
     flags.DEFINE_string('template_mesh', '',
                         'Optional OBJ/PLY mesh whose faces replace those of the FLAME model file '
                         '(e.g. the original FLAME_sample.ply)', flag_values=fv)

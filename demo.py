@@ -1,8 +1,9 @@
 """RingNet demo: ``python -m demo --img_path IMG --out_folder OUT [--save_obj_file=True ...]``.
 
-Thin by design: parse flags, check the input and the output folder, find the model files, pick
-the backend, run the pipeline, print one summary line and set the exit status: 0 all images
-done, 1 some image failed, 2 nothing could start (a wrong flag, no input, an output folder that
+Thin by design: parse flags, list the inputs (and those --skip_existing skips), check the output
+folder, find the model files, pick the backend, run the pipeline with a manifest and a progress
+bar, print one summary line and set the exit status: 0 all images done (or skipped), 1 some
+image failed, 2 nothing could start (a wrong flag, no input, an output folder that
 cannot be written, model files missing or unusable), 130 / 143 interrupted by SIGINT / SIGTERM.
 Answers that need no network come before TensorFlow is imported.
 """
@@ -20,8 +21,11 @@ from util.io.atomic import check_writable  # noqa: E402
 from util.pipeline import Pipeline  # noqa: E402
 from util.pipeline.backends import load_backend  # noqa: E402
 from util.pipeline.model_files import resolve_model_files  # noqa: E402
-from util.pipeline.pipeline import printable  # noqa: E402
-from util.pipeline.sources import InputError, image_items, input_paths  # noqa: E402
+from util.pipeline.manifest import Manifest  # noqa: E402
+from util.pipeline.outputs import existing_outputs  # noqa: E402
+from util.pipeline.pipeline import RunResult, printable  # noqa: E402
+from util.pipeline.progress import Progress, wants_bar  # noqa: E402
+from util.pipeline.sources import InputError, input_entries, work_items  # noqa: E402
 
 
 class StopSignals:
@@ -48,12 +52,22 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def summary(done, total, out_folder, interrupted):
-    """The final line: how many images were done, and where (only if any were)."""
+def summary(done, total, out_folder, interrupted, skipped=0):
+    """The final line: how many images were done (and skipped), and where (only if any were)."""
     line = '%d of %d image(s) done' % (done, total)
-    if done:
+    if skipped:
+        line += ', %d skipped (outputs already there)' % skipped
+    if done or skipped:
         line += ', outputs in %s' % printable(out_folder)
     return line + ('; interrupted' if interrupted else '')
+
+
+def split_existing(entries, config):
+    """--skip_existing: ([pending Entry], [(skipped Entry, its output paths)])."""
+    if not config.skip_existing:
+        return list(entries), []
+    found = [(e, existing_outputs(config.out_folder, e.name, config)) for e in entries]
+    return [e for e, paths in found if paths is None], [(e, p) for e, p in found if p is not None]
 
 
 def main(argv=None):
@@ -67,28 +81,40 @@ def main(argv=None):
         print('error: %s (see --help)' % e, file=sys.stderr)
         return 2
     try:
-        paths = input_paths(config.img_path)
+        entries = input_entries(config.img_path, config.recursive)
     except InputError as e:
         print('error: %s' % printable(str(e)), file=sys.stderr)
         return 2
+    pending, skipped = split_existing(entries, config)
     with StopSignals() as stop:
         try:
-            if config.demo:
+            if config.demo and pending:
                 print(DEMO_NOTICE, file=sys.stderr)
-            files = resolve_model_files(config)
+            pipeline = None
+            files = resolve_model_files(config) if pending else None
             check_writable(config.out_folder)
-            pipeline = Pipeline(config, files, load_backend(files['load_path'], config.batch_size))
+            if pending:  # with nothing left to do, the network never loads
+                pipeline = Pipeline(config, files,
+                                    load_backend(files['load_path'], config.batch_size))
         except (IOError, ValueError) as e:
             print('error: %s' % e, file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print(summary(0, len(paths), config.out_folder, True))
+            print(summary(0, len(entries), config.out_folder, True))
             return 128 + (stop.signum or signal.SIGINT)
-        result = pipeline.run(image_items(paths, config.max_pixels), config.out_folder)
-    print(summary(result.done, len(paths), config.out_folder, result.interrupted))
+        with Manifest(config.out_folder) as manifest, \
+                Progress(len(entries), sys.stderr, wants_bar(sys.stderr, config.quiet),
+                         initial=len(skipped)) as progress:
+            for entry, paths in skipped:
+                manifest.append(entry.path, 'skipped', outputs=paths)
+            result = (pipeline.run(work_items(pending, config), config.out_folder,
+                                   progress.stream, manifest, progress)
+                      if pipeline else RunResult(0, 0, False))
+    print(summary(result.done, len(entries), config.out_folder, result.interrupted,
+                  len(skipped)))
     if result.interrupted:
         return 128 + (stop.signum or signal.SIGINT)
-    return 1 if result.failed or result.done < len(paths) else 0
+    return 1 if result.failed or result.done + len(skipped) < len(entries) else 0
 
 
 if __name__ == '__main__':

@@ -51,7 +51,7 @@ def main(argv=None):
     print('sphere: %d vertices, %d triangles, %dx%d' % (len(v), len(faces), size, size))
     print('  rasterize    %7.2f ms' % ms_per_call(lambda: rasterize(v2d, v_cam[:, 2], faces, size, size), repeat))
     print('  render_mesh  %7.2f ms' % ms_per_call(lambda: render_mesh(v_cam, faces, f, c, size, size), repeat))
-    print('  four_panel   %7.2f ms' % ms_per_call(lambda: four_panel(image, v, faces, RenderCamera(f, np.array(c), np.array([0., 0., 4.]))), repeat))
+    print('  four_panel   %7.2f ms' % ms_per_call(lambda: four_panel(image, [(v, RenderCamera(f, np.array(c), np.array([0., 0., 4.])))], faces), repeat))
 
     head, head_faces = make_mesh()
     head = head * np.array([1., -1., -1.])  # FLAME frame -> image orientation
@@ -63,7 +63,7 @@ def main(argv=None):
     print('  render_mesh  %7.2f ms' % ms_per_call(
         lambda: render_mesh(head_cam, head_faces, cam.f, cam.c, 480, 640), repeat))
     print('  four_panel   %7.2f ms' % ms_per_call(
-        lambda: four_panel(image, head, head_faces, cam), repeat))
+        lambda: four_panel(image, [(head, cam)], head_faces), repeat))
     vt, ft = make_uv()
     td = make_texture_data({'vt': vt, 'ft': ft, 'f': head_faces}, 512)
     print('  texture (%d texels of 512^2) %7.2f ms' % (len(td['valid_pixel_ids']), ms_per_call(

@@ -26,6 +26,8 @@ def demo_asset_paths(folder):
         'flame_model_path': os.path.join(folder, 'generic_model.pkl'),
         'flame_texture_data_path': os.path.join(folder, 'texture_data_512.npy'),
         'load_path': os.path.join(folder, 'ring_6_68641'),
+        'flame_static_embedding_path': os.path.join(folder, 'flame_static_embedding.pkl'),
+        'flame_dynamic_embedding_path': os.path.join(folder, 'flame_dynamic_embedding.npy'),
     }
 
 
@@ -43,7 +45,8 @@ def ensure_demo_assets(cache_dir=None):
 
     Generation happens in a private temporary folder that is renamed into place when complete,
     so an interrupted or concurrent run never leaves (or reads) a half-written cache.
-    Returns a dict with keys flame_model_path, flame_texture_data_path, load_path.
+    Returns a dict with keys flame_model_path, flame_texture_data_path, load_path and the two
+    landmark embeddings' flame_static_embedding_path, flame_dynamic_embedding_path.
     """
     root = cache_dir or default_cache_dir()
     folder = os.path.join(root, DEMO_ASSETS_VERSION)

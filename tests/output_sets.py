@@ -3,8 +3,9 @@ import os
 
 ALL_OUTPUT_FLAGS = ['--save_obj_file=True', '--save_flame_parameters=True',
                     '--neutralize_expression=True', '--save_texture=True']
-OUTPUTS = ['images/%s.png', 'mesh/%s.obj', 'params/%s.npy', 'neutral_mesh/%s.obj',
-           'texture/%s.png', 'texture/%s.mtl', 'texture/%s.obj']
+OUTPUTS = ['images/%s.png', 'mesh/%s.obj', 'params/%s.npy', 'params/%s.json',
+           'neutral_mesh/%s.obj', 'texture/%s.png', 'texture/%s.mtl', 'texture/%s.obj']
+MANIFEST = 'manifest.jsonl'  # one per run that got as far as processing
 
 
 def files_under(root):
@@ -13,6 +14,7 @@ def files_under(root):
                   for d, _, names in os.walk(root) for f in names)
 
 
-def outputs_of(*names):
-    """The seven output paths of each NAME, sorted."""
-    return sorted(pattern % name for name in names for pattern in OUTPUTS)
+def outputs_of(*names, manifest=True):
+    """The eight output paths of each NAME, and the run's manifest, sorted."""
+    return sorted([pattern % name for name in names for pattern in OUTPUTS]
+                  + ([MANIFEST] if manifest else []))

@@ -2,6 +2,7 @@
 unlucky user would give them: exit codes, one-line errors naming the file, and the exact set of
 files on disk afterwards (no partial output set, no temporary)."""
 import io
+import json
 import os
 import pickle
 import struct
@@ -216,4 +217,8 @@ def test_nothing_done_names_no_folder(tmp_path, checkpoint_v2, flame_assets):
                     + model_args(checkpoint_v2, flame_assets))
     assert proc.returncode == 1
     assert proc.stdout.strip().splitlines()[-1] == '0 of 2 image(s) done'
-    assert files_under(out) == []
+    assert files_under(out) == ['manifest.jsonl']  # the record of what failed, nothing else
+    with open(out / 'manifest.jsonl') as fh:
+        lines = [json.loads(line) for line in fh]
+    assert [(r['input'], r['status'], r['outputs']) for r in lines] == [
+        (str(folder / 'text.png'), 'failed', []), (str(folder / 'zero.jpg'), 'failed', [])]

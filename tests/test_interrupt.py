@@ -4,6 +4,7 @@ next run), the summary line is printed, the exit status is 128 + signal, no trac
 The rename window is made deterministic by a driver that wraps os.replace in the child
 process: after the first output of image b is renamed into place it creates a marker file and
 waits for a 'go' file, so the test signals exactly inside the window."""
+import json
 import os
 import signal
 import subprocess
@@ -88,3 +89,67 @@ def test_sigkill_in_the_rename_window_is_undone_by_the_next_run(tmp_path, run_ar
                            text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert files_under(out) == outputs_of('a', 'b', 'c')
+
+
+COUNTING_DRIVER = r'''
+import sys
+import util.pipeline.pipeline as pipeline
+log, real_predict = sys.argv[1], pipeline.Pipeline.predict
+
+def predict(self, frame):
+    with open(log, 'a') as fh:
+        fh.write(frame.name + '\n')
+    return real_predict(self, frame)
+
+pipeline.Pipeline.predict = predict
+import demo
+sys.exit(demo.main(['demo'] + sys.argv[2:]))
+'''
+
+
+def manifest_records(out):
+    with open(os.path.join(str(out), 'manifest.jsonl')) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_rerun_with_skip_existing_does_only_the_rest(tmp_path, run_args):
+    out, args = run_args
+    proc, go = start_paused(tmp_path, args)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    go.touch()
+    assert proc.communicate(timeout=120) and proc.returncode == 130
+    # the interrupted run's manifest is true: a and b finished, c is not listed
+    first = manifest_records(out)
+    assert [(os.path.basename(r['input']), r['status']) for r in first] == [('a.png', 'ok'),
+                                                                             ('b.png', 'ok')]
+    before = {p: os.stat(os.path.join(str(out), p)).st_mtime_ns for p in files_under(out)
+              if p != 'manifest.jsonl'}
+
+    log = tmp_path / 'predicted.txt'
+    rerun = subprocess.run([sys.executable, '-c', COUNTING_DRIVER, str(log)] + args
+                           + ['--skip_existing'], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert log.read_text().split() == ['c']  # the network ran for the missing input only
+    assert rerun.stdout.strip().splitlines()[-1] == \
+        '1 of 3 image(s) done, 2 skipped (outputs already there), outputs in %s' % out
+    assert files_under(out) == outputs_of('a', 'b', 'c')  # no partial file anywhere
+    assert all(os.stat(os.path.join(str(out), p)).st_mtime_ns == t for p, t in before.items())
+    second = manifest_records(out)
+    assert [(os.path.basename(r['input']), r['status']) for r in second] == [
+        ('a.png', 'skipped'), ('b.png', 'skipped'), ('c.png', 'ok')]
+    for record in second:  # the manifest agrees with the files on disk
+        assert all(os.path.isfile(os.path.join(str(out), p)) for p in record['outputs'])
+    assert sorted([p for r in second for p in r['outputs']] + ['manifest.jsonl']) == \
+        files_under(out)
+
+    # nothing left: the network is never loaded (a checkpoint path that does not exist is fine)
+    args_no_model = [a if a != args[args.index('--load_path') + 1] else str(tmp_path / 'none')
+                     for a in args]
+    third = subprocess.run([sys.executable, '-c', COUNTING_DRIVER, str(log)] + args_no_model
+                           + ['--skip_existing'], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert third.returncode == 0, third.stderr
+    assert log.read_text().split() == ['c']
+    assert [r['status'] for r in manifest_records(out)] == ['skipped'] * 3

@@ -309,7 +309,7 @@ def test_four_panel_layout():
     v, faces, cam = head_like()
     rc = render_camera(cam, proc_param, IMG_SIZE)
     img = np.random.default_rng(2).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    panel = four_panel(img, v, faces, rc)
+    panel = four_panel(img, [(v, rc)], faces)
     assert panel.shape == (height, 4 * width, 3) and panel.dtype == np.uint8
     p0, p1, p2, p3 = (panel[:, k * width:(k + 1) * width] for k in range(4))
     np.testing.assert_array_equal(p0, img)

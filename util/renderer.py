@@ -173,9 +173,9 @@ def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_
     return out
 
 
-def fit_to_side(image, cam, max_side):
-    """(H,W,3) uint8 image and its util.camera.RenderCamera -> the same pair with the image's
-    longer side at most ``max_side`` (area-averaged), the camera mapped to the smaller image.
+def fit_to_side(image, cams, max_side):
+    """(H,W,3) uint8 image and [util.camera.RenderCamera] for it -> the image with its longer
+    side at most ``max_side`` (area-averaged), and the cameras mapped to the smaller image.
 
     Pixel centres sit at integer coordinates, so a coordinate x becomes (x + 0.5) * k - 0.5
     for the per-axis factor k = new size / old size; the focal length scales by the factor of
@@ -183,26 +183,53 @@ def fit_to_side(image, cam, max_side):
     """
     height, width = image.shape[:2]
     if max(height, width) <= max_side:
-        return image, cam
+        return image, list(cams)
     k = max_side / max(height, width)
     size = (max(1, round(width * k)), max(1, round(height * k)))  # cv2 dsize is (w, h)
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     factors = np.array([size[0] / width, size[1] / height])
-    return small, RenderCamera(f=cam.f * k, c=(np.asarray(cam.c) + 0.5) * factors - 0.5,
-                               t=cam.t)
+    return small, [RenderCamera(f=cam.f * k, c=(np.asarray(cam.c) + 0.5) * factors - 0.5,
+                                t=cam.t) for cam in cams]
 
 
-def four_panel(image, vertices, faces, cam):
-    """(H,W,3) uint8 image, vertices (V,3) as predicted, faces (F,3), cam a
-    util.camera.RenderCamera for that image -> (H,4W,3) uint8: input | mesh over input |
-    mesh on white | mesh turned 30 degrees about y around its centroid, on white."""
+def draw_points(image, points, radius=1, color=(255, 64, 64)):
+    """(H,W,3) uint8 image, (K,2) pixel coordinates (x, y) -> a copy with a dot of ``radius``
+    pixels at each point (anti-aliased, sub-pixel centres); points far outside are skipped."""
+    out = np.array(image, dtype=np.uint8, copy=True)
+    shift = 4  # cv2 fixed point: centres in 1/16 px
+    for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2):
+        if np.isfinite(x) and np.isfinite(y) and abs(x) < 1e6 and abs(y) < 1e6:
+            cv2.circle(out, (int(round(x * 16)), int(round(y * 16))), int(radius) << shift,
+                       color, -1, cv2.LINE_AA, shift)
+    return out
+
+
+def four_panel(image, meshes, faces, points=()):
+    """(H,W,3) uint8 image, meshes [(vertices (V,3) as predicted, util.camera.RenderCamera for
+    that image)], faces (F,3) -> (H,4W,3) uint8: input | meshes over input | meshes on white |
+    each mesh turned 30 degrees about y around its own centroid, on white.
+
+    Several meshes (one per detected face) are drawn one after the other, each over what the
+    previous ones left (their cameras differ, so depths are not comparable across meshes).
+    points: [(K,2) pixels] drawn as dots on the overlay panel (one set per face's landmarks),
+    each with a radius of about 1/80 of the set's extent.
+    """
     image = np.asarray(image, dtype=np.uint8)
     height, width = image.shape[:2]
-    v_cam = to_camera(vertices, cam)
-    colors = lambertian_colors(v_cam, faces)  # the same for both unrotated panels
-    panels = (image,
-              render_mesh(v_cam, faces, cam.f, cam.c, height, width, background=image,
-                          colors=colors),
-              render_mesh(v_cam, faces, cam.f, cam.c, height, width, colors=colors),
-              render_mesh(rotate_y(v_cam, 30.), faces, cam.f, cam.c, height, width))
-    return np.concatenate(panels, axis=1)
+    overlay, front, turned = image, None, None
+    for vertices, cam in meshes:
+        v_cam = to_camera(vertices, cam)
+        colors = lambertian_colors(v_cam, faces)  # the same for both unrotated panels
+        overlay = render_mesh(v_cam, faces, cam.f, cam.c, height, width, background=overlay,
+                              colors=colors)
+        front = render_mesh(v_cam, faces, cam.f, cam.c, height, width, background=front,
+                            colors=colors)
+        turned = render_mesh(rotate_y(v_cam, 30.), faces, cam.f, cam.c, height, width,
+                             background=turned)
+    if front is None:  # no mesh: plain white panels
+        front = turned = np.full_like(image, 255)
+    for pts in points:
+        extent = np.ptp(np.asarray(pts, dtype=np.float64).reshape(-1, 2), axis=0).max(initial=0)
+        overlay = draw_points(overlay, pts, max(1, round(extent / 80)) if np.isfinite(extent)
+                              else 1)
+    return np.concatenate((image, overlay, front, turned), axis=1)

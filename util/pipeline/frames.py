@@ -1,11 +1,26 @@
-"""The pipeline's unit of work: a frame, i.e. a name and an RGB image (and a crop box)."""
+"""The pipeline's units of work.
+
+A ``Picture`` is one image of the input (a photo, later a video frame): it gets one 4-panel
+image. Its ``frames`` are the crops RingNet runs on: the whole image (the original), or one
+per detected face. Each frame gets its own mesh, parameters, landmarks and texture.
+"""
 import collections
 import os
 
-Frame = collections.namedtuple('Frame', 'name image box')
-Frame.__doc__ = """name: the output NAME (file stem) of this frame's outputs;
+Frame = collections.namedtuple('Frame', 'name image box face detection', defaults=(None, None))
+Frame.__doc__ = """name: the output NAME (file stem) of this crop's outputs;
 image: (H,W,3) uint8 RGB; box: (x0, y0, x1, y1) in image pixels to crop around, or None for the
-whole image (the original's crop)."""
+whole image (the original's crop); face: the face's index in its picture (None: no detection);
+detection: the util.detect.Face it came from (None: no detection)."""
+
+Picture = collections.namedtuple('Picture', 'name image frames')
+Picture.__doc__ = """name: the output NAME of the picture's 4-panel image; image: (H,W,3) uint8
+RGB; frames: [Frame] cropped from it, all written together with the panel."""
+
+
+def whole_picture(name, image):
+    """The original's unit: the picture of ``image`` with one frame, the whole image."""
+    return Picture(name, image, [Frame(name, image, None)])
 
 
 def safe_name(text):
@@ -20,7 +35,20 @@ def safe_name(text):
                    or '\ud800' <= ch <= '\udfff' else ch for ch in text)
 
 
-def output_name(path):
+def output_name(path, root=None):
     """The original's NAME for an input path: the file name without its extension (also right
-    for '.jpeg', which the original's ``[:-4]`` cut wrongly), made safe (safe_name)."""
-    return safe_name(os.path.splitext(os.path.basename(path))[0])
+    for '.jpeg', which the original's ``[:-4]`` cut wrongly), made safe (safe_name).
+
+    With ``root`` (a folder read recursively) the sub-folders below ``root`` are kept, each part
+    made safe and joined with '/', so 'a/x.jpg' and 'b/x.jpg' get outputs in sub-folders
+    'a/x' and 'b/x' instead of colliding.
+    """
+    stem = os.path.splitext(path)[0]
+    parts = (os.path.relpath(stem, root).split(os.sep) if root is not None
+             else [os.path.basename(stem)])
+    return '/'.join(safe_name(part) for part in parts)
+
+
+def face_name(name, k):
+    """NAME of face ``k`` (numbered from 0) of picture ``name``: NAME_face<k>."""
+    return '%s_face%d' % (name, k)

@@ -6,8 +6,13 @@ import os
 
 from util.io.checkpoint_files import (RINGNET_SOURCE, RINGNET_WHAT, CheckpointFilesError,
                                       missing_checkpoint_files, missing_line, resolve_prefix)
+from util.pipeline.outputs import wants_landmarks
 
 FLAME_SOURCE = 'the FLAME website (https://flame.is.tue.mpg.de, registration needed)'
+EMBEDDING_SOURCE = ('the original RingNet repository (flame_model/) or the FLAME fitting code '
+                    '(TF_FLAME, data/)')
+FILE_KEYS = ('load_path', 'flame_model_path', 'flame_texture_data_path',
+             'flame_static_embedding_path', 'flame_dynamic_embedding_path')
 
 
 class MissingModelFilesError(IOError):
@@ -30,13 +35,18 @@ def missing_model_files(config):
                FLAME_SOURCE + ', FLAME_texture_data.zip', config.save_texture),
               (config.template_mesh, 'the template mesh given by --template_mesh', 'your own file',
                bool(config.template_mesh))]
+    landmarks = wants_landmarks(config)
+    others += [(config.flame_static_embedding_path, 'the FLAME static landmark embedding, goes '
+                'in flame_model/', EMBEDDING_SOURCE, landmarks),
+               (config.flame_dynamic_embedding_path, 'the FLAME dynamic landmark embedding, goes '
+                'in flame_model/', EMBEDDING_SOURCE, landmarks)]
     lines += [missing_line(path, what, source) for path, what, source, needed in others
               if needed and not os.path.isfile(path)]
     return lines
 
 
 def resolve_model_files(config):
-    """Return {'load_path', 'flame_model_path', 'flame_texture_data_path'} for this run.
+    """Return {key: path} for every key of FILE_KEYS, for this run.
 
     With ``config.demo`` the synthetic stand-ins are generated (once) and used. Otherwise every
     required file must exist, else MissingModelFilesError names each missing one.
@@ -49,7 +59,6 @@ def resolve_model_files(config):
         raise MissingModelFilesError('\n'.join(
             ['missing model file(s):'] + ['  ' + line for line in missing] +
             ['Put them there (or point --load_path / --flame_model_path / '
-             '--flame_texture_data_path at them), or try the pipeline now with --demo '
+             '--flame_texture_data_path / --flame_*_embedding_path at them), or try the pipeline now with --demo '
              '(synthetic model, not a reconstruction).']))
-    return {'load_path': config.load_path, 'flame_model_path': config.flame_model_path,
-            'flame_texture_data_path': config.flame_texture_data_path}
+    return {key: getattr(config, key) for key in FILE_KEYS}

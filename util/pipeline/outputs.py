@@ -1,34 +1,80 @@
-"""Where each output of a frame goes: the one place that names output files."""
+"""Where each output goes: the one place that names output files.
+
+The panel is one per picture (NAME of the input image); every other kind is one per frame
+(the image's NAME, or NAME_face<k> with --detect_faces).
+"""
 import os
 
 from util.io.mesh_io import mtl_name
+from util.pipeline.frames import face_name
 
-# output kind -> (folder, extension); NAME is the frame's name. 'texture_mtl' follows
-# 'texture_obj' (util.io.mesh_io.mtl_name).
+# output kind -> (folder, file-name suffix); NAME is the picture's or the frame's name.
+# 'texture_mtl' follows 'texture_obj' (util.io.mesh_io.mtl_name).
 OUTPUT_FILES = {
     'panel': ('images', '.png'),
     'mesh': ('mesh', '.obj'),
     'params': ('params', '.npy'),
+    'params_json': ('params', '.json'),
     'neutral': ('neutral_mesh', '.obj'),
     'texture': ('texture', '.png'),
     'texture_obj': ('texture', '.obj'),
+    'landmarks_2d': ('landmarks', '_2d.txt'),
+    'landmarks_3d': ('landmarks', '_3d.txt'),
 }
+PICTURE_KINDS = ('panel',)
+MANIFEST = 'manifest.jsonl'
 
 
 def requested_kinds(config):
     """The output kinds this run writes, in writing order (the panel always)."""
     kinds = ['panel']
     kinds += ['mesh'] if config.save_obj_file else []
-    kinds += ['params'] if config.save_flame_parameters else []
+    kinds += ['params', 'params_json'] if config.save_flame_parameters else []
     kinds += ['neutral'] if config.neutralize_expression else []
     kinds += ['texture', 'texture_mtl', 'texture_obj'] if config.save_texture else []
+    kinds += ['landmarks_2d', 'landmarks_3d'] if config.save_landmarks else []
     return kinds
 
 
+def wants_landmarks(config):
+    """True when this run needs the landmark embeddings (to write or to draw landmarks)."""
+    return bool(config.save_landmarks or config.draw_landmarks)
+
+
+def frame_kinds(config):
+    """requested_kinds written once per frame (all but the picture's panel)."""
+    return [k for k in requested_kinds(config) if k not in PICTURE_KINDS]
+
+
 def output_path(name, kind):
-    """Relative path of output ``kind`` of frame ``name``, e.g. ('a', 'mesh') -> mesh/a.obj."""
+    """Relative path of output ``kind`` of ``name``, e.g. ('a', 'mesh') -> mesh/a.obj."""
     if kind == 'texture_mtl':  # the material library the textured OBJ names, next to it
         obj = output_path(name, 'texture_obj')
         return os.path.join(os.path.dirname(obj), mtl_name(obj))
-    folder, ext = OUTPUT_FILES[kind]
-    return os.path.join(folder, name + ext)
+    folder, suffix = OUTPUT_FILES[kind]
+    return os.path.join(folder, name + suffix)
+
+
+def existing_outputs(out_folder, name, config):
+    """Relative paths of every requested output of the input named ``name`` when they all
+    exist under ``out_folder`` (--skip_existing), else None.
+
+    With --detect_faces the number of faces is not known without detecting: the faces are
+    NAME_face0, 1, ... as long as any requested output of theirs exists, and each of them must
+    have them all. A picture's outputs are committed together (util.io.atomic.Staging), so
+    the files present are a finished set.
+    """
+    def there(rel):
+        return os.path.isfile(os.path.join(out_folder, rel))
+
+    kinds = frame_kinds(config)
+    if config.detect_faces:
+        frames = []
+        while kinds and any(there(output_path(face_name(name, len(frames)), k)) for k in kinds):
+            frames.append(face_name(name, len(frames)))
+        if kinds and not frames:
+            return None
+    else:
+        frames = [name]
+    paths = [output_path(name, 'panel')] + [output_path(f, k) for f in frames for k in kinds]
+    return paths if all(there(p) for p in paths) else None

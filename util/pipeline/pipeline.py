@@ -1,25 +1,29 @@
-"""Frames -> RingNet prediction -> every output of the original demo.
+"""Pictures -> RingNet prediction for each frame -> every requested output.
 
 The backend (the network) is handed in and the FLAME files are loaded once per ``Pipeline``;
-frames then stream through. Each frame's outputs are all computed in memory first, then
-written to temporary files that are renamed into place only once every one of them is
-written: a failing frame leaves none of its outputs (and no partial file) behind, and never
-stops the rest of the batch.
+pictures (util.pipeline.frames) then stream through. A picture's outputs (its panel and each
+frame's files) are all computed in memory first, then written to temporary files that are
+renamed into place only once every one of them is written: a failing picture leaves none of
+its outputs (and no partial file) behind, and never stops the rest of the batch.
 """
 import collections
 import concurrent.futures
 import io
 import os
 import sys
+import time
 
 import numpy as np
 
 from smpl_webuser.serialization import load_model
-from util.camera import render_camera
+from util.camera import project, render_camera, to_camera
 from util.io.atomic import Staging, recover_staging
 from util.io.image_io import encode_image
 from util.io.mesh_io import ObjTopology, load_mesh, mtl_name, mtl_text
-from util.pipeline.outputs import output_path, requested_kinds
+from util.landmarks import (landmarks_68, load_dynamic_embedding, load_static_embedding,
+                            yaw_from_pose)
+from util.pipeline.outputs import frame_kinds, output_path, wants_landmarks
+from util.pipeline.sidecar import json_bytes, params_record
 from util.preprocess import preprocess_image
 from util.project_on_mesh import compute_texture_map
 from util.renderer import MAX_PANEL_SIDE, fit_to_side, four_panel
@@ -32,8 +36,8 @@ Prediction.__doc__ = """image (H,W,3) uint8 RGB; proc_param of util.preprocess.p
 vertices (V,3) float32; theta (T,) float32."""
 
 RunResult = collections.namedtuple('RunResult', 'done failed interrupted')
-RunResult.__doc__ = """done / failed: frames whose outputs were all written / that failed
-(reported); interrupted: the run stopped early on KeyboardInterrupt (SIGINT, or SIGTERM turned
+RunResult.__doc__ = """done / failed: items (inputs) whose outputs were all written / that
+failed (reported); interrupted: the run stopped early on KeyboardInterrupt (SIGINT, or SIGTERM turned
 into one by the command line), after finishing the frame being written."""
 
 
@@ -60,9 +64,9 @@ def check_backend(config, backend, load_path):
 class Pipeline:
     """RingNet on a stream of frames.
 
-    config: the flags (config.py); files: {'load_path', 'flame_model_path',
-    'flame_texture_data_path'} (util.pipeline.model_files.resolve_model_files); backend: the
-    network (util.pipeline.backends), already loaded.
+    config: the flags (config.py); files: {key: path} of
+    util.pipeline.model_files.resolve_model_files (the embeddings only with landmarks);
+    backend: the network (util.pipeline.backends), already loaded.
     """
 
     def __init__(self, config, files, backend):
@@ -88,6 +92,9 @@ class Pipeline:
         self.obj_textured = (ObjTopology(self.flame.f, self.texture_data['vt'],
                                          self.texture_data['ft'])
                              if config.save_texture else None)
+        self.embeddings = ((load_static_embedding(files['flame_static_embedding_path']),
+                            load_dynamic_embedding(files['flame_dynamic_embedding_path']))
+                           if wants_landmarks(config) else None)
 
     def _template_faces(self, path):
         mesh = load_mesh(path)
@@ -102,21 +109,33 @@ class Pipeline:
         vertices, theta = self.backend.predict(crop[None], get_parameters=True)
         return Prediction(frame.image, proc_param, vertices[0], theta[0])
 
-    def outputs(self, name, pred):
-        """{relative path: file content (bytes)} for every requested output of one frame."""
+    def landmarks(self, pred):
+        """(68,3) FLAME landmarks of a prediction, model coordinates (util.landmarks)."""
+        pose = split_theta(pred.theta, self.config.pose_params, self.config.shape_params,
+                           self.config.expression_params)['pose']
+        return landmarks_68(pred.vertices[None], self.flame.f, self.embeddings[0],
+                            self.embeddings[1], yaw_from_pose(pose[None]))[0]
+
+    def frame_outputs(self, frame, pred, source):
+        """{relative path: bytes} of one frame's outputs except the panel."""
         cfg = self.config
-        kinds = requested_kinds(cfg)
+        kinds = frame_kinds(cfg)
+        name = frame.name
+        out = {}
         cam = render_camera(pred.theta[:3], pred.proc_param, cfg.img_size)
-        # panels of huge photos are drawn smaller (the texture still samples the full image)
-        panel_image, panel_cam = fit_to_side(pred.image, cam, MAX_PANEL_SIDE)
-        panel = four_panel(panel_image, pred.vertices, self.faces, panel_cam)
-        out = {output_path(name, 'panel'): encode_image(panel)}
         if 'mesh' in kinds:
             out[output_path(name, 'mesh')] = self.obj_mesh.obj_text(pred.vertices).encode()
         params = {k: v.copy() for k, v in split_theta(
             pred.theta, cfg.pose_params, cfg.shape_params, cfg.expression_params).items()}
         if 'params' in kinds:
             out[output_path(name, 'params')] = npy_bytes(params)
+            height, width = pred.image.shape[:2]
+            whole = (0., 0., float(width), float(height))
+            detection = frame.detection
+            out[output_path(name, 'params_json')] = json_bytes(params_record(
+                params, pred.proc_param, whole if frame.box is None else frame.box,
+                whole if detection is None else detection.box, source, frame.face,
+                None if detection is None else detection.score))
         if 'neutral' in kinds:
             neutral = neutral_vertices(self.flame, params['shape'])
             out[output_path(name, 'neutral')] = self.obj_neutral.obj_text(neutral).encode()
@@ -127,34 +146,62 @@ class Pipeline:
             out[image] = encode_image(texture)
             out[output_path(name, 'texture_mtl')] = mtl_text(os.path.basename(image)).encode()
             out[obj] = self.obj_textured.obj_text(pred.vertices, mtl_name(obj)).encode()
+        if 'landmarks_3d' in kinds:
+            points = self.landmarks(pred)
+            out[output_path(name, 'landmarks_2d')] = points_text(
+                project(to_camera(points, cam), cam.f, cam.c))
+            out[output_path(name, 'landmarks_3d')] = points_text(points)
         return out
 
-    def save(self, name, pred, staging):
-        """Compute and write every requested output of one prediction -> written paths.
+    def panel(self, picture, preds):
+        """The picture's 4-panel image (every frame's mesh; landmarks with --draw_landmarks)."""
+        cams = [render_camera(p.theta[:3], p.proc_param, self.config.img_size) for p in preds]
+        # panels of huge photos are drawn smaller (the texture still samples the full image)
+        image, cams = fit_to_side(picture.image, cams, MAX_PANEL_SIDE)
+        points = [project(to_camera(self.landmarks(p), cam), cam.f, cam.c)
+                  for p, cam in zip(preds, cams)] if self.config.draw_landmarks else []
+        return four_panel(image, [(p.vertices, cam) for p, cam in zip(preds, cams)],
+                          self.faces, points)
+
+    def outputs(self, picture, preds, source=''):
+        """{relative path: file content (bytes)} for every requested output of a picture whose
+        frames predicted ``preds``: its panel, then each frame's outputs."""
+        out = {output_path(picture.name, 'panel'): encode_image(self.panel(picture, preds))}
+        for frame, pred in zip(picture.frames, preds):
+            out.update(self.frame_outputs(frame, pred, source))
+        return out
+
+    def save(self, picture, preds, staging, source=''):
+        """Compute and write every requested output of a picture -> relative paths written.
 
         All-or-nothing (util.io.atomic.Staging.commit): the outputs appear together or not
         at all, whatever fails.
         """
-        return staging.commit(self.outputs(name, pred))
+        contents = self.outputs(picture, preds, source)
+        staging.commit(contents)
+        return list(contents)
 
-    def process(self, frame, out_folder):
-        """All outputs of one frame, one step after the other -> list of written paths."""
+    def process(self, picture, out_folder, source=''):
+        """All outputs of one picture, one step after the other -> relative paths written."""
         with Staging(out_folder) as staging:
-            return self.save(frame.name, self.predict(frame), staging)
+            return self.save(picture, [self.predict(f) for f in picture.frames], staging,
+                             source)
 
-    def run(self, items, out_folder, err=sys.stderr):
-        """Process every frame of every item (util.pipeline.sources.Item) -> RunResult.
+    def run(self, items, out_folder, err=sys.stderr, manifest=None, progress=None):
+        """Process every picture of every item (util.pipeline.sources.Item) -> RunResult
+        counting items (inputs): done (every output written) and failed.
 
-        A failing item or frame is reported in one line and skipped. Frame k's outputs are
-        rendered and written on a worker thread while the network runs on frame k+1 (the
-        network releases the GIL), so the two overlap. On KeyboardInterrupt the frame being
-        written is finished (or rolled back, if it fails), then the run stops. Leftovers of a
-        killed earlier run into ``out_folder`` are cleaned up first.
+        A failing item or picture is reported in one line on ``err`` and the batch goes on;
+        a picture whose frames do not all predict writes nothing. The outputs of picture k are
+        rendered and written on a worker thread while the network runs on picture k+1 (the
+        network releases the GIL). When an item finishes, its line is appended to
+        ``manifest`` (util.pipeline.manifest.Manifest) and ``progress`` advances. On
+        KeyboardInterrupt the picture being written is finished (or rolled back, if it
+        fails), then the run stops. Leftovers of a killed earlier run into ``out_folder`` are
+        cleaned up first.
         """
         recover_staging(out_folder)
-        # failures before writing are counted here; writes are counted on the worker thread
-        # (where no signal interrupts the bookkeeping), in a counter of their own
-        tally, written = collections.Counter(), collections.Counter()
+        counts = collections.Counter()  # item statuses, counted on the worker thread only
         names = {}  # output NAME -> the source that claimed it ('a.jpg' and 'a.png' collide)
         interrupted = False
         with Staging(out_folder) as staging, \
@@ -162,48 +209,84 @@ class Pipeline:
             writing = None
             try:
                 for item in items:
-                    for source, frame in self._frames(item, names, tally, err):
-                        try:
-                            pred = self.predict(frame)
-                        except Exception as e:  # noqa: BLE001 - reported per frame
-                            tally['failed'] += 1
-                            report(source, e, err)
-                            continue
+                    record = ItemRecord(item.source)
+                    for picture, preds in self._predicted(item, names, record, err):
                         if writing is not None:
                             writing.result()
-                        writing = worker.submit(self._write, source, frame.name, pred, staging,
-                                                written, err)
+                        writing = worker.submit(self._write, picture, preds, staging, record,
+                                                err)
+                    # queued after the item's writes: the worker runs jobs in order
+                    worker.submit(self._finish, record, counts, manifest, progress)
             except KeyboardInterrupt:
                 interrupted = True
-            # leaving the executor waits for the frame being written
-        return RunResult(written['done'], tally['failed'] + written['failed'], interrupted)
+            # leaving the executor waits for the queued writes
+        return RunResult(counts['ok'], counts['failed'], interrupted)
 
-    def _frames(self, item, names, tally, err):
-        """(source, Frame) pairs of ``item`` whose names are free; failures reported, counted."""
+    def _predicted(self, item, names, record, err):
+        """(picture, [Prediction]) for each picture of ``item`` that reads, has free names and
+        predicts; failures are reported and noted in ``record``."""
         try:
-            frames = item.read()
+            pictures = item.read()
+            for picture in pictures:
+                taken = [n for n in [picture.name] + [f.name for f in picture.frames]
+                         if names.setdefault(n, item.source) != item.source]
+                if taken:
+                    raise ValueError('outputs would overwrite those of %s (same name %s)'
+                                     % (names[taken[0]], taken[0]))
+                try:
+                    preds = [self.predict(frame) for frame in picture.frames]
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:  # noqa: BLE001 - reported per picture, the item goes on
+                    record.fail(item.source, e, err)
+                    continue
+                yield picture, preds
+        except KeyboardInterrupt:
+            raise
         except Exception as e:  # noqa: BLE001 - one bad item must not stop a batch
-            tally['failed'] += 1
-            report(item.source, e, err)
-            return
-        for frame in frames:
-            claimed = names.setdefault(frame.name, item.source)
-            if claimed != item.source:
-                tally['failed'] += 1
-                report(item.source, ValueError('outputs would overwrite those of %s (same name '
-                                               '%s)' % (claimed, frame.name)), err)
-                continue
-            yield item.source, frame
+            record.fail(item.source, e, err)
 
-    def _write(self, source, name, pred, staging, tally, err):
-        """save() on the worker thread, reporting and counting the result there."""
+    def _write(self, picture, preds, staging, record, err):
+        """save() on the worker thread, noting the result in ``record``."""
         try:
-            self.save(name, pred, staging)
-        except Exception as e:  # noqa: BLE001 - reported per frame, the batch goes on
-            tally['failed'] += 1
-            report(source, e, err)
-        else:
-            tally['done'] += 1
+            record.outputs += self.save(picture, preds, staging, record.source)
+            record.faces += len(picture.frames)
+        except Exception as e:  # noqa: BLE001 - reported per picture, the batch goes on
+            record.fail(record.source, e, err)
+
+    def _finish(self, record, counts, manifest, progress):
+        """The item is done: count it, append its manifest line, advance the bar."""
+        status = 'failed' if record.error else 'ok'
+        counts[status] += 1
+        if manifest is not None:
+            manifest.append(record.source, status, record.error,
+                            record.faces if self.config.detect_faces else None, record.outputs,
+                            time.monotonic() - record.start)
+        if progress is not None:
+            progress.update()
+
+
+class ItemRecord:
+    """What happened to one item so far: its first error (one line), outputs, faces."""
+
+    def __init__(self, source):
+        self.source = source
+        self.start = time.monotonic()
+        self.error = None
+        self.outputs = []
+        self.faces = 0
+
+    def fail(self, source, error, err):
+        """Report ``error`` (one line on ``err``) and keep the first one."""
+        line = report(source, error, err)
+        self.error = self.error or line
+
+
+def points_text(points):
+    """(K,D) points -> text, one row per point, values separated by a space, written with 17
+    significant digits (np.loadtxt reads back the exact float64 values)."""
+    return ''.join(' '.join('%.17g' % x for x in row) + '\n'
+                   for row in np.asarray(points, dtype=np.float64)).encode('ascii')
 
 
 def printable(text):
@@ -216,10 +299,12 @@ def printable(text):
 
 def report(source, error, err):
     """Print one line 'error: SOURCE: message' for a failed item (its first line, with the
-    source made printable first, so a file name with a newline cannot cut the message)."""
+    source made printable first, so a file name with a newline cannot cut the message);
+    return the line without 'error: '."""
     msg = str(error).replace(source, printable(source)) if str(error) else type(error).__name__
     msg = next((line for line in msg.splitlines() if line.strip()), type(error).__name__)
     if printable(source) not in msg:
         msg = '%s: %s' % (printable(source), msg)
     print('error: ' + printable(msg), file=err)
+    return printable(msg)
 

@@ -1,49 +1,156 @@
-"""Sources: turn the command's input into work items, each of which reads into frames.
+"""Sources: turn the command's input into work items, each of which reads into pictures.
 
-Today: an image file, or a folder of them. Reading is deferred to ``Item.read`` so a bad file
-fails as one item (reported by the pipeline) without stopping the listing or the batch.
+The input is an image file, a folder (``recursive``: with its sub-folders), a glob pattern, or
+a ``.txt`` list with one path per line. Reading is deferred to ``Item.read`` so a bad file fails
+as one item (reported by the pipeline) without stopping the listing or the batch.
 """
 import collections
+import glob
 import os
 
+from util.detect import FaceDetector, min_face_side, select_faces
+from util.framing import celeba_box
 from util.io.image_io import MAX_PIXELS, load_image
-from util.pipeline.frames import Frame, output_name
+from util.pipeline.frames import Frame, Picture, face_name, output_name, whole_picture
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif')
+LIST_EXTENSION = '.txt'
+GLOB_CHARACTERS = '*?['
 
-Item = collections.namedtuple('Item', 'source read')
-Item.__doc__ = """source: what the user gave (a path), for messages; read: () -> [Frame]."""
+Item = collections.namedtuple('Item', 'source read name')
+Item.__doc__ = """source: what the user gave (a path), for messages; read: () -> [Picture];
+name: the output NAME of its picture (known before reading, for --skip_existing)."""
 
-
-def list_inputs(img_path):
-    """A file -> [it]; a folder -> its image files, sorted (not recursive), hidden ones skipped."""
-    if os.path.isdir(img_path):
-        names = sorted(n for n in os.listdir(img_path)
-                       if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith('.'))
-        return [os.path.join(img_path, n) for n in names]
-    return [img_path]
+Entry = collections.namedtuple('Entry', 'path name')
+Entry.__doc__ = """One input: its path, and the output NAME its outputs get."""
 
 
 class InputError(ValueError):
     """The command's input names nothing to process; the message is one line."""
 
 
-def input_paths(img_path):
-    """list_inputs, but raise InputError when there is nothing to process (a missing path or
-    a folder with no image files), so the command can say so before any model loads."""
-    if not os.path.exists(img_path):
-        raise InputError('%s: no such image file or folder' % img_path)
-    paths = list_inputs(img_path)
-    if not paths:
-        raise InputError('%s: no image files in this folder' % img_path)
-    return paths
+def _is_image(name):
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
 
 
-def read_image_frames(path, max_pixels=MAX_PIXELS):
-    """An image file -> [Frame] of the whole image, named after the file."""
-    return [Frame(output_name(path), load_image(path, max_pixels), None)]
+def _folder_entries(folder, recursive):
+    """Image files of ``folder`` (sorted; hidden files and folders skipped) -> [Entry]."""
+    if not recursive:
+        names = sorted(n for n in os.listdir(folder) if _is_image(n))
+        return [Entry(os.path.join(folder, n), output_name(n)) for n in names]
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+        entries += [Entry(os.path.join(dirpath, n), output_name(os.path.join(dirpath, n), folder))
+                    for n in sorted(filenames) if _is_image(n)]
+    return entries
 
 
-def image_items(paths, max_pixels=MAX_PIXELS):
-    """Image file paths -> [Item], each reading its file when the pipeline gets to it."""
-    return [Item(path, lambda path=path: read_image_frames(path, max_pixels)) for path in paths]
+def _list_file_entries(list_path):
+    """A .txt list: one path per line; blank lines and lines starting with '#' skipped;
+    relative paths are relative to the list file's folder. Missing paths are kept (each
+    fails as its own item)."""
+    try:
+        with open(list_path, encoding='utf-8', errors='surrogateescape') as fh:
+            lines = [line.strip() for line in fh]
+    except OSError as e:
+        raise InputError('%s: cannot read this list file (%s)' % (list_path, e.strerror)) from e
+    base = os.path.dirname(list_path)
+    paths = [os.path.join(base, line) for line in lines if line and not line.startswith('#')]
+    return [Entry(p, output_name(p)) for p in paths]
+
+
+def input_entries(img_path, recursive=False):
+    """The command's input -> [Entry] to process, in order.
+
+    A folder gives its image files; a ``.txt`` file its listed paths; a path that does not
+    exist but contains a glob character (* ? [) the image files it matches (``**`` spans
+    folders); any other file is one image. Raises InputError (one line) when there is nothing
+    to process, so the command can say so before any model loads.
+    """
+    if os.path.isdir(img_path):
+        entries = _folder_entries(img_path, recursive)
+        if not entries:
+            raise InputError('%s: no image files in this folder%s'
+                             % (img_path, '' if recursive else ' (--recursive looks in '
+                                'sub-folders)'))
+        return entries
+    if os.path.isfile(img_path):
+        if img_path.lower().endswith(LIST_EXTENSION):
+            entries = _list_file_entries(img_path)
+            if not entries:
+                raise InputError('%s: this list file names no images' % img_path)
+            return entries
+        return [Entry(img_path, output_name(img_path))]
+    if any(ch in img_path for ch in GLOB_CHARACTERS):
+        matches = sorted(p for p in glob.glob(img_path, recursive=True)
+                         if os.path.isfile(p) and _is_image(os.path.basename(p)))
+        if not matches:
+            raise InputError('%s: no image file matches this pattern' % img_path)
+        return [Entry(p, output_name(p)) for p in matches]
+    raise InputError('%s: no such image file or folder' % img_path)
+
+
+def input_paths(img_path, recursive=False):
+    """The paths of input_entries(img_path, recursive)."""
+    return [entry.path for entry in input_entries(img_path, recursive)]
+
+
+def list_inputs(img_path):
+    """A file -> [it]; a folder -> its image files, sorted (not recursive), hidden ones skipped."""
+    if os.path.isdir(img_path):
+        return [entry.path for entry in _folder_entries(img_path, False)]
+    return [img_path]
+
+
+def read_image_pictures(path, name, max_pixels=MAX_PIXELS):
+    """An image file -> [Picture] of the whole image (the original's crop)."""
+    return [whole_picture(name, load_image(path, max_pixels))]
+
+
+def image_items(entries, max_pixels=MAX_PIXELS):
+    """[Entry] (or plain paths) -> [Item], each reading its file when the pipeline gets to it."""
+    entries = [e if isinstance(e, Entry) else Entry(e, output_name(e)) for e in entries]
+    return [Item(e.path, lambda e=e: read_image_pictures(e.path, e.name, max_pixels), e.name)
+            for e in entries]
+
+
+class NoFaceError(ValueError):
+    """No face (of the minimum size) was found in an image."""
+
+
+def face_frames(name, image, faces):
+    """[util.detect.Face] (numbered in list order) -> [Frame] NAME_face<k> cropped around each
+    face's CelebA framing (util.framing.celeba_box)."""
+    return [Frame(face_name(name, k), image, tuple(celeba_box(face.keypoints)), k, face)
+            for k, face in enumerate(faces)]
+
+
+def detect_pictures(path, name, detector, min_face_size=0, max_faces=0, max_pixels=MAX_PIXELS):
+    """An image file -> [Picture] with one frame per detected face (util.detect), numbered
+    left to right. Raises NoFaceError when none (of at least the minimum size) is found."""
+    image = load_image(path, max_pixels)
+    min_face = min_face_side(image.shape, min_face_size)
+    faces, too_small = select_faces(detector.detect(image, min_face), min_face, max_faces)
+    if not faces:
+        raise NoFaceError('%s: no face found%s' % (path, (
+            ' of at least %d px (%d smaller; see --min_face_size)' % (min_face, too_small))
+            if too_small else ''))
+    return [Picture(name, image, face_frames(name, image, faces))]
+
+
+def face_items(entries, detector, min_face_size=0, max_faces=0, max_pixels=MAX_PIXELS):
+    """[Entry] -> [Item] whose pictures hold one frame per detected face (detector: a
+    util.detect.FaceDetector; its network loads on the first image)."""
+    return [Item(e.path, lambda e=e: detect_pictures(e.path, e.name, detector, min_face_size,
+                                                     max_faces, max_pixels), e.name)
+            for e in entries]
+
+
+def work_items(entries, config):
+    """[Entry] -> the run's [Item]: whole images (the original), or the faces found in them
+    (--detect_faces, with --min_face_size and --max_faces)."""
+    if not config.detect_faces:
+        return image_items(entries, config.max_pixels)
+    return face_items(entries, FaceDetector(), config.min_face_size, config.max_faces,
+                      config.max_pixels)

@@ -1,0 +1,107 @@
+"""``python -m demo --detect_faces`` end to end (--demo mean checkpoint), on scenes of the
+public-domain astronaut portrait pasted at known places (tests/test_detect.py builds them)."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from output_sets import files_under
+from test_detect import _paste_head, _smooth_noise
+from util.io.mesh_io import read_obj
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_demo(args, cache):
+    env = dict(os.environ, RINGNET_CACHE_DIR=cache)
+    return subprocess.run([sys.executable, '-m', 'demo', '--demo'] + args, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def detect_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('scenes')
+    scene = _smooth_noise(600, 900, 1)
+    pasted = [_paste_head(scene, 120, 600, 250, True)[0],   # right, smaller
+              _paste_head(scene, 200, 80, 150, False)[0],   # left, larger
+              _paste_head(scene, 160, 780, -30, False)[0]]  # cut by the top and right borders
+    cv2.imwrite(str(folder / 'group.png'), scene[..., ::-1])
+    cv2.imwrite(str(folder / 'empty.png'), _smooth_noise(400, 500, 2)[..., ::-1])
+    small = _smooth_noise(800, 800, 3)
+    _paste_head(small, 50, 300, 300, False)  # a ~30 px face: below the 40 px minimum
+    cv2.imwrite(str(folder / 'small.png'), small[..., ::-1])
+    out = tmp_path_factory.mktemp('out')
+    proc = run_demo(['--detect_faces', '--img_path', str(folder), '--out_folder', str(out),
+                     '--save_obj_file', '--save_flame_parameters', '--save_landmarks',
+                     '--min_face_size', '40'], str(tmp_path_factory.mktemp('cache')))
+    return folder, out, proc, pasted
+
+
+def test_faces_named_left_to_right_with_one_panel(detect_run):
+    folder, out, proc, pasted = detect_run
+    assert proc.returncode == 1, proc.stderr  # two images had no usable face
+    per_face = ['landmarks/group_face%d_2d.txt', 'landmarks/group_face%d_3d.txt',
+                'mesh/group_face%d.obj', 'params/group_face%d.json', 'params/group_face%d.npy']
+    expected = sorted(['images/group.png', 'manifest.jsonl']
+                      + [p % k for k in range(3) for p in per_face])
+    assert files_under(out) == expected
+    boxes = [json.load(open(out / 'params' / ('group_face%d.json' % k)))['box'] for k in range(3)]
+    centres = [(b[0] + b[2]) / 2 for b in boxes]
+    assert centres == sorted(centres)  # numbered left to right
+    for box, paste in zip(boxes, sorted(pasted)):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        assert paste[0] <= cx <= paste[2] and paste[1] <= cy <= paste[3]
+    panel = cv2.imread(str(out / 'images' / 'group.png'))
+    assert panel.shape == (600, 3600, 3)
+
+
+def test_each_mesh_lands_inside_its_face_box(detect_run):
+    """The projected mesh centre, with the camera written out from the JSON (formats §4)."""
+    _, out, _, _ = detect_run
+    for k in range(3):
+        record = json.load(open(out / 'params' / ('group_face%d.json' % k)))
+        v = read_obj(str(out / 'mesh' / ('group_face%d.obj' % k))).v.astype(np.float64)
+        s, tx, ty = record['cam']
+        crop = record['crop']
+        f = 50000. / crop['scale']
+        c = (np.array([112., 112.]) + crop['offset']) / crop['scale']
+        t = np.array([tx, ty, 50000. / (112. * s)])
+        uv = f * (v[:, :2] + t[:2]) / (v[:, 2:] + t[2]) + c
+        x0, y0, x1, y1 = record['box']
+        cx, cy = uv.mean(axis=0)
+        assert x0 <= cx <= x1 and y0 <= cy <= y1, (k, (cx, cy), record['box'])
+        assert record['face'] == k and record['source'].endswith('group.png')
+        assert 0.9 < record['score'] <= 1
+
+
+def test_no_face_and_too_small_are_one_line_failures(detect_run):
+    folder, out, proc, _ = detect_run
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert errors == ['error: %s: no face found' % (folder / 'empty.png'),
+                      'error: %s: no face found of at least 40 px (1 smaller; see '
+                      '--min_face_size)' % (folder / 'small.png')]
+    assert proc.stdout.strip().splitlines()[-1] == '1 of 3 image(s) done, outputs in %s' % out
+    records = [json.loads(line) for line in open(out / 'manifest.jsonl')]
+    assert [(os.path.basename(r['input']), r['status'], r['faces']) for r in records] == [
+        ('empty.png', 'failed', 0), ('group.png', 'ok', 3), ('small.png', 'failed', 0)]
+    assert records[0]['error'] == '%s: no face found' % (folder / 'empty.png')
+    listed = sorted(p for r in records for p in r['outputs']) + ['manifest.jsonl']
+    assert sorted(listed) == files_under(out)
+
+
+def test_max_faces_keeps_the_largest(detect_run, tmp_path):
+    folder, _, _, pasted = detect_run
+    out = tmp_path / 'out'
+    proc = run_demo(['--detect_faces', '--max_faces', '1', '--img_path',
+                     str(folder / 'group.png'), '--out_folder', str(out),
+                     '--save_flame_parameters'], str(tmp_path / 'cache'))
+    assert proc.returncode == 0, proc.stderr
+    record = json.load(open(out / 'params' / 'group_face0.json'))
+    assert not (out / 'params' / 'group_face1.json').exists()
+    x0, y0, x1, y1 = max(pasted, key=lambda p: (p[2] - p[0]) * (p[3] - p[1]))
+    cx, cy = (record['box'][0] + record['box'][2]) / 2, (record['box'][1] + record['box'][3]) / 2
+    assert x0 <= cx <= x1 and y0 <= cy <= y1

@@ -1,0 +1,43 @@
+"""The run manifest, OUT/manifest.jsonl: one JSON line per input, appended as each finishes.
+
+Each run starts the file afresh and writes (and flushes) a line the moment an input is done,
+failed or skipped, so a run that is interrupted or killed still leaves a true record of what
+finished. Lines: {"input", "status" (ok | failed | skipped), "error" (one line or null),
+"faces" (faces processed with --detect_faces, else null), "outputs" (paths relative to OUT),
+"seconds"}.
+"""
+import json
+import os
+import threading
+
+from util.pipeline.outputs import MANIFEST
+
+
+def manifest_line(source, status, error=None, faces=None, outputs=(), seconds=0.0):
+    """One manifest record as a line of JSON text (ASCII; file names escaped as \\uXXXX)."""
+    return json.dumps({'input': source, 'status': status, 'error': error, 'faces': faces,
+                       'outputs': [p.replace(os.sep, '/') for p in outputs],
+                       'seconds': round(float(seconds), 4)}) + '\n'
+
+
+class Manifest:
+    """Append-only writer of OUT/manifest.jsonl (a context manager; thread-safe appends)."""
+
+    def __init__(self, out_folder):
+        self.path = os.path.join(out_folder, MANIFEST)
+        self._fh = None
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._fh = open(self.path, 'w', encoding='ascii')
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+    def append(self, source, status, error=None, faces=None, outputs=(), seconds=0.0):
+        """Write one record and flush it to the OS at once."""
+        with self._lock:
+            self._fh.write(manifest_line(source, status, error, faces, outputs, seconds))
+            self._fh.flush()
