@@ -54,7 +54,7 @@ def main():
     from util.pipeline import Pipeline
     from util.pipeline.backends import load_backend
     from util.pipeline.model_files import resolve_model_files
-    from util.pipeline.sources import image_items, read_image_frames
+    from util.pipeline.sources import image_items, read_image_pictures
     from util.preprocess import preprocess_image
 
     start = time.perf_counter()
@@ -73,8 +73,8 @@ def main():
     with timed_stages(net) as totals:
         pipe.run(image_items([IMAGE] * args.n), out)
     stages = {k: v / args.n for k, v in totals.items()}
-    frame = read_image_frames(IMAGE)[0]
-    serial = per_call(lambda: pipe.process(frame, out), args.n)
+    picture = read_image_pictures(IMAGE, 'serial')[0]
+    serial = per_call(lambda: pipe.process(picture, out), args.n)
 
     crop, _ = preprocess_image(load_image(IMAGE), 224)
     feed = {net.images: crop[None]}

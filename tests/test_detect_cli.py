@@ -23,7 +23,12 @@ def run_demo(args, cache):
 
 
 @pytest.fixture(scope='module')
-def detect_run(tmp_path_factory):
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('cache'))  # the demo files, generated once
+
+
+@pytest.fixture(scope='module')
+def detect_run(tmp_path_factory, cache):
     folder = tmp_path_factory.mktemp('scenes')
     scene = _smooth_noise(600, 900, 1)
     pasted = [_paste_head(scene, 120, 600, 250, True)[0],   # right, smaller
@@ -37,7 +42,7 @@ def detect_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('out')
     proc = run_demo(['--detect_faces', '--img_path', str(folder), '--out_folder', str(out),
                      '--save_obj_file', '--save_flame_parameters', '--save_landmarks',
-                     '--min_face_size', '40'], str(tmp_path_factory.mktemp('cache')))
+                     '--min_face_size', '40'], cache)
     return folder, out, proc, pasted
 
 
@@ -93,15 +98,30 @@ def test_no_face_and_too_small_are_one_line_failures(detect_run):
     assert sorted(listed) == files_under(out)
 
 
-def test_max_faces_keeps_the_largest(detect_run, tmp_path):
+def test_max_faces_keeps_the_largest(detect_run, tmp_path, cache):
     folder, _, _, pasted = detect_run
     out = tmp_path / 'out'
     proc = run_demo(['--detect_faces', '--max_faces', '1', '--img_path',
                      str(folder / 'group.png'), '--out_folder', str(out),
-                     '--save_flame_parameters'], str(tmp_path / 'cache'))
+                     '--save_flame_parameters'], cache)
     assert proc.returncode == 0, proc.stderr
     record = json.load(open(out / 'params' / 'group_face0.json'))
     assert not (out / 'params' / 'group_face1.json').exists()
     x0, y0, x1, y1 = max(pasted, key=lambda p: (p[2] - p[0]) * (p[3] - p[1]))
     cx, cy = (record['box'][0] + record['box'][2]) / 2, (record['box'][1] + record['box'][3]) / 2
     assert x0 <= cx <= x1 and y0 <= cy <= y1
+
+
+def test_a_face_larger_than_the_image_allows_still_crops(tmp_path, cache):
+    """The sample is a close crop: the CelebA frame of its face runs past the image, and the
+    crop fills the outside with edge pixels, as the original's does."""
+    out = tmp_path / 'out'
+    proc = run_demo(['--detect_faces', '--img_path', os.path.join(ROOT, 'input_images',
+                                                                  '000001.jpg'),
+                     '--out_folder', str(out), '--save_flame_parameters'], cache)
+    assert proc.returncode == 0, proc.stderr
+    record = json.load(open(out / 'params' / '000001_face0.json'))
+    x0, y0, x1, y1 = record['crop']['box']
+    assert y0 < 0 or x0 < 0 or x1 > 250 or y1 > 250  # the frame leaves the 250 x 250 image
+    fx0, fy0, fx1, fy1 = record['box']
+    assert x0 < fx0 < fx1 < x1 and y0 < fy0 < fy1 < y1  # and holds the detected face

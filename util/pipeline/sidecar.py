@@ -32,7 +32,9 @@ def params_record(params, proc_param, crop_box, box, source, face=None, score=No
     yaw, pitch, roll = head_pose_deg(np.asarray(params['pose'])[None, :3])[0]
     record = {key: [float(x) for x in np.asarray(params[key]).reshape(-1)]
               for key in ('cam', 'pose', 'shape', 'expression')}
-    record['head_pose_deg'] = {'yaw': float(yaw), 'pitch': float(pitch), 'roll': float(roll)}
+    # + 0.0 turns -0.0 into 0.0
+    record['head_pose_deg'] = {'yaw': float(yaw) + 0.0, 'pitch': float(pitch) + 0.0,
+                               'roll': float(roll) + 0.0}
     record['box'] = [float(b) for b in box]
     record['score'] = None if score is None else float(score)
     record['crop'] = crop_record(proc_param, crop_box)
