@@ -66,7 +66,8 @@ def build_flags(flag_values=None):
     flags.DEFINE_integer('min_face_size', 0,
                          'With --detect_faces: smallest face box side in input pixels (0: '
                          'auto, 40 px or 1/32 of the longer image side, whichever is larger; '
-                         'smaller values find smaller faces but detect more slowly)',
+                         'smaller values, down to 20 px, find smaller faces but detect more '
+                         'slowly)',
                          lower_bound=0, flag_values=fv)
     flags.DEFINE_boolean('save_landmarks', False,
                          'Write the 68 FLAME landmarks: landmarks/NAME_2d.txt (x y, input '
@@ -119,6 +120,8 @@ def get_config(argv=None):
     rest = fv(list(sys.argv if argv is None else argv))
     if len(rest) > 1:
         raise flags.Error('unexpected argument %r (give images with --img_path)' % rest[1])
+    if (fv.max_faces or fv.min_face_size) and not fv.detect_faces:
+        raise flags.Error('--max_faces and --min_face_size need --detect_faces')
     return fv
 
 

@@ -7,6 +7,7 @@ image failed, 2 nothing could start (a wrong flag, no input, an output folder th
 cannot be written, model files missing or unusable), 130 / 143 interrupted by SIGINT / SIGTERM.
 Answers that need no network come before TensorFlow is imported.
 """
+import contextlib
 import os
 import signal
 import sys
@@ -17,15 +18,16 @@ from absl import flags  # noqa: E402
 
 from config import get_config, help_text, wants_help  # noqa: E402
 from synthetic.demo_assets import DEMO_NOTICE  # noqa: E402
-from util.io.atomic import check_writable  # noqa: E402
+from util.io.atomic import check_writable, recover_staging  # noqa: E402
 from util.pipeline import Pipeline  # noqa: E402
 from util.pipeline.backends import load_backend  # noqa: E402
 from util.pipeline.model_files import resolve_model_files  # noqa: E402
-from util.pipeline.manifest import Manifest  # noqa: E402
+from util.pipeline.manifest import Manifest, read_manifest  # noqa: E402
 from util.pipeline.outputs import existing_outputs  # noqa: E402
 from util.pipeline.pipeline import RunResult, printable  # noqa: E402
 from util.pipeline.progress import Progress, wants_bar  # noqa: E402
-from util.pipeline.sources import InputError, input_entries, work_items  # noqa: E402
+from util.pipeline.sources import (InputError, clashing, input_entries,  # noqa: E402
+                                   work_items)
 
 
 class StopSignals:
@@ -62,12 +64,22 @@ def summary(done, total, out_folder, interrupted, skipped=0):
     return line + ('; interrupted' if interrupted else '')
 
 
-def split_existing(entries, config):
-    """--skip_existing: ([pending Entry], [(skipped Entry, its output paths)])."""
+def split_existing(entries, clashes, config):
+    """--skip_existing: ([(index, pending Entry)], [(skipped Entry, its outputs, faces)]).
+    An entry whose NAME clashes with an earlier one is never skipped (it is refused)."""
     if not config.skip_existing:
-        return list(entries), []
-    found = [(e, existing_outputs(config.out_folder, e.name, config)) for e in entries]
-    return [e for e, paths in found if paths is None], [(e, p) for e, p in found if p is not None]
+        return list(enumerate(entries)), []
+    recover_staging(config.out_folder)  # undo a killed run's half-done commit first
+    previous = read_manifest(config.out_folder)
+    pending, skipped = [], []
+    for k, entry in enumerate(entries):
+        found = None if k in clashes else existing_outputs(
+            config.out_folder, entry.name, config, previous.get(entry.path))
+        if found is None:
+            pending.append((k, entry))
+        else:
+            skipped.append((entry,) + found)
+    return pending, skipped
 
 
 def main(argv=None):
@@ -77,22 +89,23 @@ def main(argv=None):
         return 0
     try:
         config = get_config(argv)
+        entries = input_entries(config.img_path, config.recursive, exclude=config.out_folder)
     except flags.Error as e:
         print('error: %s (see --help)' % e, file=sys.stderr)
         return 2
-    try:
-        entries = input_entries(config.img_path, config.recursive)
     except InputError as e:
         print('error: %s' % printable(str(e)), file=sys.stderr)
         return 2
-    pending, skipped = split_existing(entries, config)
-    with StopSignals() as stop:
+    clashes = clashing(entries)
+    pending, skipped = split_existing(entries, clashes, config)
+    with StopSignals() as stop, contextlib.ExitStack() as stack:
         try:
             if config.demo and pending:
                 print(DEMO_NOTICE, file=sys.stderr)
             pipeline = None
             files = resolve_model_files(config) if pending else None
             check_writable(config.out_folder)
+            manifest = stack.enter_context(Manifest(config.out_folder))
             if pending:  # with nothing left to do, the network never loads
                 pipeline = Pipeline(config, files,
                                     load_backend(files['load_path'], config.batch_size))
@@ -100,14 +113,15 @@ def main(argv=None):
             print('error: %s' % e, file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print(summary(0, len(entries), config.out_folder, True))
+            print(summary(0, len(entries), config.out_folder, True, len(skipped)))
             return 128 + (stop.signum or signal.SIGINT)
-        with Manifest(config.out_folder) as manifest, \
-                Progress(len(entries), sys.stderr, wants_bar(sys.stderr, config.quiet),
-                         initial=len(skipped)) as progress:
-            for entry, paths in skipped:
-                manifest.append(entry.path, 'skipped', outputs=paths)
-            result = (pipeline.run(work_items(pending, config), config.out_folder,
+        for entry, paths, faces in skipped:
+            manifest.append(entry.path, 'skipped', faces=faces, outputs=paths)
+        with Progress(len(entries), sys.stderr, wants_bar(sys.stderr, config.quiet),
+                      initial=len(skipped)) as progress:
+            todo = [entry for _, entry in pending]
+            refused = {n: clashes[k] for n, (k, _) in enumerate(pending) if k in clashes}
+            result = (pipeline.run(work_items(todo, config, refused), config.out_folder,
                                    progress.stream, manifest, progress)
                       if pipeline else RunResult(0, 0, False))
     print(summary(result.done, len(entries), config.out_folder, result.interrupted,

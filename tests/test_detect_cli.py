@@ -125,3 +125,20 @@ def test_a_face_larger_than_the_image_allows_still_crops(tmp_path, cache):
     assert y0 < 0 or x0 < 0 or x1 > 250 or y1 > 250  # the frame leaves the 250 x 250 image
     fx0, fy0, fx1, fy1 = record['box']
     assert x0 < fx0 < fx1 < x1 and y0 < fy0 < fy1 < y1  # and holds the detected face
+
+
+def test_an_image_named_like_a_face_output_is_no_clash(detect_run, tmp_path, cache):
+    """x.png's faces are x_face<k>, its panel x; x_face0.png's panel is x_face0: no file is
+    shared, so nothing is refused."""
+    folder, _, _, _ = detect_run
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    group = (folder / 'group.png').read_bytes()
+    (inputs / 'x.png').write_bytes(group)
+    (inputs / 'x_face0.png').write_bytes(group)
+    out = tmp_path / 'out'
+    proc = run_demo(['--detect_faces', '--max_faces', '1', '--img_path', str(inputs),
+                     '--out_folder', str(out), '--save_obj_file'], cache)
+    assert proc.returncode == 0, proc.stderr
+    assert files_under(out) == ['images/x.png', 'images/x_face0.png', 'manifest.jsonl',
+                                'mesh/x_face0.obj', 'mesh/x_face0_face0.obj']

@@ -81,3 +81,25 @@ def test_python_m_demo_help_lists_the_flags():
                  'flame_texture_data_path', 'load_path', 'demo', 'template_mesh'):
         assert lists_flag(proc.stdout, flag), flag
     assert not lists_flag(proc.stdout, 'no_such_flag')
+
+
+def test_face_flags_without_detect_faces_are_refused(tmp_path):
+    image = os.path.join(ROOT, 'input_images', '000001.jpg')
+    for flag in ('--max_faces=2', '--min_face_size=80'):
+        rc, tf_loaded, _, err = run_main(['--img_path', image, flag], tmp_path)
+        assert (rc, tf_loaded) == (2, False)
+        assert error_lines(err) == ['error: --max_faces and --min_face_size need --detect_faces '
+                                    '(see --help)']
+
+
+def test_nothing_left_to_skip_loads_no_network(tmp_path):
+    """--skip_existing with every output there: no model file is needed, none is imported."""
+    out = tmp_path / 'out'
+    (out / 'images').mkdir(parents=True)
+    (out / 'images' / '000001.png').write_bytes(b'panel')
+    image = os.path.join(ROOT, 'input_images', '000001.jpg')
+    rc, tf_loaded, stdout, _ = run_main(['--img_path', image, '--out_folder', str(out),
+                                         '--skip_existing', '--load_path', str(tmp_path / 'no')],
+                                        tmp_path)
+    assert (rc, tf_loaded) == (0, False)
+    assert '0 of 1 image(s) done, 1 skipped' in stdout

@@ -3,6 +3,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import struct
 import subprocess
@@ -13,7 +14,7 @@ import cv2
 import pytest
 
 from output_sets import files_under
-from util.pipeline.sources import InputError, input_entries
+from util.pipeline.sources import InputError, clashing, input_entries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -43,18 +44,39 @@ def test_folder_and_recursive(tree):
 
 def test_glob_and_list_file(tree, tmp_path):
     assert rel(input_entries(str(tree / '*.jpg')), tree) == [('a.jpg', 'a')]
+    # NAMEs keep the sub-folders below the pattern's fixed part, as with --recursive
     assert rel(input_entries(str(tree / '**' / '*.jpg')), tree) == [
-        ('a.jpg', 'a'), ('sub/a.jpg', 'a'), ('sub/deeper/c.jpg', 'c')]
+        ('a.jpg', 'a'), ('sub/a.jpg', 'sub/a'), ('sub/deeper/c.jpg', 'sub/deeper/c')]
     with pytest.raises(InputError, match='no image file matches this pattern'):
         input_entries(str(tree / '*.gif'))
     listing = tree / 'list.txt'
     listing.write_text('# images\nb.png\n\nsub/deeper/c.jpg\nmissing.jpg\n%s\n' % (tree / 'a.jpg'))
     assert rel(input_entries(str(listing)), tree) == [
         ('b.png', 'b'), ('sub/deeper/c.jpg', 'c'), ('missing.jpg', 'missing'), ('a.jpg', 'a')]
+    bom = tree / 'bom.txt'  # saved by a Windows editor: a byte-order mark first
+    bom.write_bytes(b'\xef\xbb\xbfb.png\r\na.jpg\r\n')
+    assert rel(input_entries(str(bom)), tree) == [('b.png', 'b'), ('a.jpg', 'a')]
     empty = tmp_path / 'empty.txt'
     empty.write_text('# nothing\n')
     with pytest.raises(InputError, match='names no images'):
         input_entries(str(empty))
+
+
+def test_the_output_folder_is_never_an_input(tree):
+    (tree / 'out' / 'images').mkdir(parents=True)
+    (tree / 'out' / 'images' / 'a.png').write_bytes(b'x')
+    for entries in (input_entries(str(tree), recursive=True, exclude=str(tree / 'out')),
+                    input_entries(str(tree / '**' / '*.png'), exclude=str(tree / 'out'))):
+        assert not [e for e in entries if 'out' in e.path.split(os.sep)]
+
+
+def test_clashing_names_are_found_before_anything_runs(tree):
+    entries = input_entries(str(tree / '**' / 'a.*'))  # a.jpg, sub/a.jpg: different NAMEs
+    assert clashing(entries) == {}
+    (tree / 'a.png').write_bytes(b'x')
+    entries = input_entries(str(tree))
+    assert [e.name for e in entries] == ['a', 'a', 'b']
+    assert clashing(entries) == {1: entries[0]}
 
 
 def demo_args(out, *extra):
@@ -99,25 +121,44 @@ def test_list_with_a_missing_path_and_recursive_outputs(tmp_path, cache):
         root / '*.webp')
 
 
-@pytest.mark.parametrize('columns', [100, 0])  # 0: a terminal that reports no size
-def test_progress_bar_on_a_terminal_only(tmp_path, cache, columns):
-    folder = tmp_path / 'in'
-    folder.mkdir()
-    img = cv2.imread(IMAGE)
-    for k in range(3):
-        cv2.imwrite(str(folder / ('%d.png' % k)), img[k:])
-    args = [sys.executable, '-m', 'demo'] + demo_args(tmp_path / 'o1', '--img_path', str(folder))
-    env = dict(os.environ, RINGNET_CACHE_DIR=str(cache))
+def screen(text):
+    """What a terminal shows after ``text``: carriage return, newline, cursor up (ESC[nA) and
+    erase-line (ESC[K) applied; every other character overwrites the cell under the cursor."""
+    rows, row, col, i = [[]], 0, 0, 0
+    while i < len(text):
+        csi = re.match(r'\x1b\[(\d*)([A-Za-z])', text[i:])
+        if csi:
+            if csi.group(2) == 'A':
+                row = max(0, row - int(csi.group(1) or 1))
+            elif csi.group(2) == 'K':
+                del rows[row][col:]
+            i += len(csi.group(0))
+            continue
+        ch = text[i]
+        if ch == '\r':
+            col = 0
+        elif ch == '\n':
+            row += 1
+            rows += [[] for _ in range(row + 1 - len(rows))]
+        else:
+            line = rows[row]
+            line += [' '] * (col + 1 - len(line))
+            line[col] = ch
+            col += 1
+        i += 1
+    return [''.join(r).rstrip() for r in rows]
+
+
+def run_on_terminal(args, env, columns):
+    """Run ``args`` with stderr on a pseudo-terminal of ``columns`` (0: no size reported)
+    -> (return code, everything written to the terminal)."""
     master, slave = pty.openpty()
     if columns:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 24, columns, 0, 0))
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     seen = b''
-    while True:
-        ready, _, _ = select.select([master], [], [], 120)
-        if not ready:
-            break
+    while select.select([master], [], [], 120)[0]:
         try:
             chunk = os.read(master, 4096)
         except OSError:  # EIO: the child closed the terminal
@@ -127,13 +168,77 @@ def test_progress_bar_on_a_terminal_only(tmp_path, cache, columns):
         seen += chunk
     proc.wait(timeout=120)
     os.close(master)
-    text = seen.decode('utf-8', 'replace')
-    assert proc.returncode == 0
-    assert '3/3' in text and 'image/s' in text and '\r' in text, text[-2000:]
+    return proc.returncode, seen.decode('utf-8', 'replace')
+
+
+@pytest.mark.parametrize('columns', [100, 0])  # 0: a terminal that reports no size
+def test_progress_bar_on_a_terminal_only(tmp_path, cache, columns):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    img = cv2.imread(IMAGE)
+    for k in range(3):
+        cv2.imwrite(str(folder / ('%d.png' % k)), img[k:])
+    (folder / '1a.png').write_text('not an image')  # an error line while the bar is shown
+    args = [sys.executable, '-m', 'demo'] + demo_args(tmp_path / 'o1', '--img_path', str(folder))
+    rc, text = run_on_terminal(args, dict(os.environ, RINGNET_CACHE_DIR=str(cache)), columns)
+    assert rc == 1
+    assert '4/4' in text and 'image/s' in text and '\r' in text, text[-2000:]
+    shown = screen(text)
+    error = [line for line in shown if line.startswith('error: ')]
+    assert len(error) == 1 and error[0].startswith('error: %s: ' % (folder / '1a.png')), shown
+    assert '4/4' in [line for line in shown if line][-1]  # the bar, finished, at the bottom
 
     piped = run(demo_args(tmp_path / 'o2', '--img_path', str(folder)), cache)
-    assert piped.returncode == 0
-    assert '/3' not in piped.stderr and '\r' not in piped.stderr
-    assert piped.stdout.strip().splitlines()[-1].startswith('3 of 3 image(s) done')
+    assert piped.returncode == 1
+    assert '/4' not in piped.stderr and '\r' not in piped.stderr
+    assert piped.stdout.strip().splitlines()[-1].startswith('3 of 4 image(s) done')
     records = [json.loads(line) for line in open(tmp_path / 'o2' / 'manifest.jsonl')]
-    assert [r['status'] for r in records] == ['ok'] * 3
+    assert [r['status'] for r in records] == ['ok', 'ok', 'failed', 'ok']
+
+    quiet_args = [sys.executable, '-m', 'demo'] + demo_args(tmp_path / 'o3', '--img_path',
+                                                            str(folder), '--quiet')
+    rc, quiet = run_on_terminal(quiet_args, dict(os.environ, RINGNET_CACHE_DIR=str(cache)),
+                                columns)
+    assert rc == 1 and '/4' not in quiet and 'image/s' not in quiet
+    assert '3 of 4 image(s) done' not in quiet  # the summary goes to stdout, not the terminal
+
+
+def test_skip_existing_never_hides_a_clash_or_a_mode_change(tmp_path, cache):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    img = cv2.imread(IMAGE)
+    cv2.imwrite(str(folder / 'a.jpg'), img)
+    cv2.imwrite(str(folder / 'a.png'), img[5:])
+    out = tmp_path / 'out'
+    first = run(demo_args(out, '--img_path', str(folder)), cache)
+    second = run(demo_args(out, '--img_path', str(folder), '--skip_existing'), cache)
+    for proc in (first, second):
+        assert proc.returncode == 1
+        errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+        assert errors == ['error: %s: outputs would overwrite those of %s (same name a)'
+                          % (folder / 'a.png', folder / 'a.jpg')]
+    records = [json.loads(line) for line in open(out / 'manifest.jsonl')]
+    assert [(os.path.basename(r['input']), r['status']) for r in records] == [
+        ('a.jpg', 'skipped'), ('a.png', 'failed')]
+
+
+def test_existing_outputs_of_the_other_mode_are_not_reused(tmp_path):
+    from config import default_config
+    from util.pipeline.outputs import existing_outputs
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'images' / 'x.png').write_bytes(b'panel')
+    plain, detect = default_config(), default_config(detect_faces=True)
+    assert existing_outputs(str(tmp_path), 'x', plain) == (['images/x.png'], None)
+    # the last run's manifest says whether the panel came with --detect_faces
+    assert existing_outputs(str(tmp_path), 'x', detect, {'faces': None}) is None
+    assert existing_outputs(str(tmp_path), 'x', detect, {'faces': 2}) == (['images/x.png'], 2)
+    assert existing_outputs(str(tmp_path), 'x', plain, {'faces': 2}) is None
+
+
+def test_manifest_path_taken_by_a_folder_is_one_line(tmp_path, cache):
+    out = tmp_path / 'out'
+    (out / 'manifest.jsonl').mkdir(parents=True)
+    proc = run(demo_args(out, '--img_path', IMAGE), cache)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and 'manifest.jsonl' in errors[0]

@@ -153,3 +153,17 @@ def test_rerun_with_skip_existing_does_only_the_rest(tmp_path, run_args):
     assert third.returncode == 0, third.stderr
     assert log.read_text().split() == ['c']
     assert [r['status'] for r in manifest_records(out)] == ['skipped'] * 3
+
+
+def test_skip_existing_after_sigkill_redoes_the_half_written_image(tmp_path, run_args):
+    out, args = run_args
+    proc, go = start_paused(tmp_path, args)
+    proc.kill()
+    proc.wait()
+    assert 'images/b.png' in files_under(out) and 'mesh/b.obj' not in files_under(out)
+    rerun = subprocess.run([sys.executable, '-m', 'demo'] + args + ['--skip_existing'],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert files_under(out) == outputs_of('a', 'b', 'c')
+    assert [(os.path.basename(r['input']), r['status']) for r in manifest_records(out)] == [
+        ('a.png', 'skipped'), ('b.png', 'ok'), ('c.png', 'ok')]

@@ -11,7 +11,7 @@ from util.io.image_io import load_image
 from util.io.mesh_io import read_obj
 from util.pipeline import Pipeline
 from util.pipeline.backends import load_backend
-from util.pipeline.sources import image_items, list_inputs
+from util.pipeline.sources import image_items, input_entries
 from util.preprocess import preprocess_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,7 +34,7 @@ def test_batch_outputs_belong_to_their_own_image(checkpoint_v2, flame_assets, im
     config = default_config(save_obj_file=True, save_flame_parameters=True)
     files = {'load_path': checkpoint_v2, 'flame_model_path': flame_assets['flame_model'],
              'flame_texture_data_path': flame_assets['texture_data']}
-    paths = list_inputs(images)
+    paths = [entry.path for entry in input_entries(images)]
     assert [os.path.basename(p) for p in paths] == ['a.png', 'b.png', 'c.png']
     assert Pipeline(config, files, load_backend(files['load_path'])).run(image_items(paths), str(tmp_path)).failed == 0
 

@@ -20,6 +20,24 @@ def manifest_line(source, status, error=None, faces=None, outputs=(), seconds=0.
                        'seconds': round(float(seconds), 4)}) + '\n'
 
 
+def read_manifest(out_folder):
+    """{input: record} of the manifest a previous run left in ``out_folder`` ({} if none;
+    unreadable lines, e.g. the last one of a killed run, are skipped)."""
+    records = {}
+    try:
+        with open(os.path.join(out_folder, MANIFEST), encoding='ascii', errors='replace') as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get('input'), str):
+                    records[record['input']] = record
+    except OSError:
+        pass
+    return records
+
+
 class Manifest:
     """Append-only writer of OUT/manifest.jsonl (a context manager; thread-safe appends)."""
 
@@ -30,7 +48,11 @@ class Manifest:
 
     def __enter__(self):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._fh = open(self.path, 'w', encoding='ascii')
+        try:
+            self._fh = open(self.path, 'w', encoding='ascii')
+        except OSError as e:
+            raise OSError('%s: cannot write the run manifest (%s)'
+                          % (self.path, e.strerror or e)) from e
         return self
 
     def __exit__(self, *exc):

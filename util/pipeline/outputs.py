@@ -55,18 +55,24 @@ def output_path(name, kind):
     return os.path.join(folder, name + suffix)
 
 
-def existing_outputs(out_folder, name, config):
-    """Relative paths of every requested output of the input named ``name`` when they all
-    exist under ``out_folder`` (--skip_existing), else None.
+def existing_outputs(out_folder, name, config, previous=None):
+    """(relative paths, faces) of every requested output of the input named ``name`` when
+    they all exist under ``out_folder`` (--skip_existing), else None. faces: how many faces
+    they cover with --detect_faces, else None.
 
     With --detect_faces the number of faces is not known without detecting: the faces are
     NAME_face0, 1, ... as long as any requested output of theirs exists, and each of them must
-    have them all. A picture's outputs are committed together (util.io.atomic.Staging), so
-    the files present are a finished set.
+    have them all. ``previous``, the input's line in the last run's manifest (if any), tells
+    whether those outputs came with or without --detect_faces (its 'faces' is null without):
+    outputs of the other mode are not reused. A picture's outputs are committed together
+    (util.io.atomic.Staging; run util.io.atomic.recover_staging first to undo a killed
+    commit), so the files present are a finished set.
     """
     def there(rel):
         return os.path.isfile(os.path.join(out_folder, rel))
 
+    if previous is not None and (previous.get('faces') is None) == bool(config.detect_faces):
+        return None
     kinds = frame_kinds(config)
     if config.detect_faces:
         frames = []
@@ -74,7 +80,8 @@ def existing_outputs(out_folder, name, config):
             frames.append(face_name(name, len(frames)))
         if kinds and not frames:
             return None
+        faces = len(frames) if kinds else (previous or {}).get('faces')
     else:
-        frames = [name]
+        frames, faces = [name], None
     paths = [output_path(name, 'panel')] + [output_path(f, k) for f in frames for k in kinds]
-    return paths if all(there(p) for p in paths) else None
+    return (paths, faces) if all(there(p) for p in paths) else None

@@ -24,6 +24,7 @@ from util.landmarks import (landmarks_68, load_dynamic_embedding, load_static_em
                             yaw_from_pose)
 from util.pipeline.outputs import frame_kinds, output_path, wants_landmarks
 from util.pipeline.sidecar import json_bytes, params_record
+from util.pipeline.sources import clash_error
 from util.preprocess import preprocess_image
 from util.project_on_mesh import compute_texture_map
 from util.renderer import MAX_PANEL_SIDE, fit_to_side, four_panel
@@ -226,13 +227,12 @@ class Pipeline:
         """(picture, [Prediction]) for each picture of ``item`` that reads, has free names and
         predicts; failures are reported and noted in ``record``."""
         try:
-            pictures = item.read()
-            for picture in pictures:
-                taken = [n for n in [picture.name] + [f.name for f in picture.frames]
-                         if names.setdefault(n, item.source) != item.source]
-                if taken:
-                    raise ValueError('outputs would overwrite those of %s (same name %s)'
-                                     % (names[taken[0]], taken[0]))
+            start = time.perf_counter()
+            for picture in item.read():
+                # frame names derive from the picture's (NAME, NAME_face<k>): one check
+                other = names.setdefault(picture.name, item.source)
+                if other != item.source:
+                    raise clash_error(other, picture.name)
                 try:
                     preds = [self.predict(frame) for frame in picture.frames]
                 except KeyboardInterrupt:
@@ -240,19 +240,26 @@ class Pipeline:
                 except Exception as e:  # noqa: BLE001 - reported per picture, the item goes on
                     record.fail(item.source, e, err)
                     continue
+                finally:
+                    record.seconds += time.perf_counter() - start
                 yield picture, preds
+                start = time.perf_counter()
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one bad item must not stop a batch
+            record.seconds += time.perf_counter() - start
             record.fail(item.source, e, err)
 
     def _write(self, picture, preds, staging, record, err):
         """save() on the worker thread, noting the result in ``record``."""
+        start = time.perf_counter()
         try:
             record.outputs += self.save(picture, preds, staging, record.source)
             record.faces += len(picture.frames)
         except Exception as e:  # noqa: BLE001 - reported per picture, the batch goes on
             record.fail(record.source, e, err)
+        finally:
+            record.seconds += time.perf_counter() - start
 
     def _finish(self, record, counts, manifest, progress):
         """The item is done: count it, append its manifest line, advance the bar."""
@@ -261,17 +268,18 @@ class Pipeline:
         if manifest is not None:
             manifest.append(record.source, status, record.error,
                             record.faces if self.config.detect_faces else None, record.outputs,
-                            time.monotonic() - record.start)
+                            record.seconds)
         if progress is not None:
             progress.update()
 
 
 class ItemRecord:
-    """What happened to one item so far: its first error (one line), outputs, faces."""
+    """What happened to one item so far: its first error (one line), outputs, faces, and the
+    seconds spent on it (reading, predicting, writing; not waiting for other items)."""
 
     def __init__(self, source):
         self.source = source
-        self.start = time.monotonic()
+        self.seconds = 0.0
         self.error = None
         self.outputs = []
         self.faces = 0

@@ -21,16 +21,24 @@ def _columns(stream):
 
 
 class _BarSafeStream:
-    """A file-like stream whose writes clear the bar, print, and redraw it (tqdm.write)."""
+    """A file-like stream that prints whole lines through the bar (tqdm.write clears the bar,
+    prints, and redraws it). ``print`` writes a line's text and its newline separately, so
+    text is held until its newline arrives: a line is never drawn over by the bar."""
 
     def __init__(self, tqdm_class, stream):
         self._tqdm, self._stream = tqdm_class, stream
+        self._pending = ''
 
     def write(self, text):
-        if text:
-            self._tqdm.write(text, file=self._stream, end='')
+        self._pending += text
+        *lines, self._pending = self._pending.split('\n')
+        for line in lines:
+            self._tqdm.write(line, file=self._stream)
 
     def flush(self):
+        if self._pending:
+            self._tqdm.write(self._pending, file=self._stream)
+            self._pending = ''
         self._stream.flush()
 
 
@@ -59,4 +67,5 @@ class Progress:
 
     def __exit__(self, *exc):
         if self._bar is not None:
+            self.stream.flush()
             self._bar.close()

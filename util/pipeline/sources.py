@@ -17,9 +17,8 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '
 LIST_EXTENSION = '.txt'
 GLOB_CHARACTERS = '*?['
 
-Item = collections.namedtuple('Item', 'source read name')
-Item.__doc__ = """source: what the user gave (a path), for messages; read: () -> [Picture];
-name: the output NAME of its picture (known before reading, for --skip_existing)."""
+Item = collections.namedtuple('Item', 'source read')
+Item.__doc__ = """source: what the user gave (a path), for messages; read: () -> [Picture]."""
 
 Entry = collections.namedtuple('Entry', 'path name')
 Entry.__doc__ = """One input: its path, and the output NAME its outputs get."""
@@ -33,14 +32,22 @@ def _is_image(name):
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
 
 
-def _folder_entries(folder, recursive):
-    """Image files of ``folder`` (sorted; hidden files and folders skipped) -> [Entry]."""
+def _inside(path, folder):
+    """True when ``path`` is ``folder`` or below it (both resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _folder_entries(folder, recursive, exclude=None):
+    """Image files of ``folder`` (sorted; hidden files and folders, and the folder ``exclude``
+    (the output folder) skipped) -> [Entry]."""
     if not recursive:
         names = sorted(n for n in os.listdir(folder) if _is_image(n))
         return [Entry(os.path.join(folder, n), output_name(n)) for n in names]
     entries = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and not (
+            exclude and _inside(os.path.join(dirpath, d), exclude)))
         entries += [Entry(os.path.join(dirpath, n), output_name(os.path.join(dirpath, n), folder))
                     for n in sorted(filenames) if _is_image(n)]
     return entries
@@ -51,7 +58,8 @@ def _list_file_entries(list_path):
     relative paths are relative to the list file's folder. Missing paths are kept (each
     fails as its own item)."""
     try:
-        with open(list_path, encoding='utf-8', errors='surrogateescape') as fh:
+        # utf-8-sig: lists saved by Windows editors start with a byte-order mark
+        with open(list_path, encoding='utf-8-sig', errors='surrogateescape') as fh:
             lines = [line.strip() for line in fh]
     except OSError as e:
         raise InputError('%s: cannot read this list file (%s)' % (list_path, e.strerror)) from e
@@ -60,16 +68,25 @@ def _list_file_entries(list_path):
     return [Entry(p, output_name(p)) for p in paths]
 
 
-def input_entries(img_path, recursive=False):
+def _glob_root(pattern):
+    """The folders of ``pattern`` before its first glob character ('photos/**/*.jpg' ->
+    'photos'): matches keep their sub-folders below it in their NAME, as with --recursive."""
+    parts = pattern.split(os.sep)
+    fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in GLOB_CHARACTERS))
+    return os.sep.join(parts[:fixed]) or ('.' if not os.path.isabs(pattern) else os.sep)
+
+
+def input_entries(img_path, recursive=False, exclude=None):
     """The command's input -> [Entry] to process, in order.
 
     A folder gives its image files; a ``.txt`` file its listed paths; a path that does not
     exist but contains a glob character (* ? [) the image files it matches (``**`` spans
-    folders); any other file is one image. Raises InputError (one line) when there is nothing
-    to process, so the command can say so before any model loads.
+    folders); any other file is one image. Files inside ``exclude`` (the output folder) are
+    left out of folders and patterns. Raises InputError (one line) when there is nothing to
+    process, so the command can say so before any model loads.
     """
     if os.path.isdir(img_path):
-        entries = _folder_entries(img_path, recursive)
+        entries = _folder_entries(img_path, recursive, exclude)
         if not entries:
             raise InputError('%s: no image files in this folder%s'
                              % (img_path, '' if recursive else ' (--recursive looks in '
@@ -83,24 +100,34 @@ def input_entries(img_path, recursive=False):
             return entries
         return [Entry(img_path, output_name(img_path))]
     if any(ch in img_path for ch in GLOB_CHARACTERS):
+        root = _glob_root(img_path)
         matches = sorted(p for p in glob.glob(img_path, recursive=True)
-                         if os.path.isfile(p) and _is_image(os.path.basename(p)))
+                         if os.path.isfile(p) and _is_image(os.path.basename(p))
+                         and not (exclude and _inside(p, exclude)))
         if not matches:
             raise InputError('%s: no image file matches this pattern' % img_path)
-        return [Entry(p, output_name(p)) for p in matches]
+        return [Entry(p, output_name(p, root)) for p in matches]
     raise InputError('%s: no such image file or folder' % img_path)
 
 
-def input_paths(img_path, recursive=False):
-    """The paths of input_entries(img_path, recursive)."""
-    return [entry.path for entry in input_entries(img_path, recursive)]
+def clashing(entries):
+    """{index: earlier Entry} for each entry whose NAME an earlier entry already has ('a.jpg'
+    and 'a.png' both write images/a.png): those are refused, never overwritten."""
+    first, clashes = {}, {}
+    for k, entry in enumerate(entries):
+        other = first.setdefault(entry.name, entry)
+        if other is not entry:
+            clashes[k] = other
+    return clashes
 
 
-def list_inputs(img_path):
-    """A file -> [it]; a folder -> its image files, sorted (not recursive), hidden ones skipped."""
-    if os.path.isdir(img_path):
-        return [entry.path for entry in _folder_entries(img_path, False)]
-    return [img_path]
+def clash_error(other, name):
+    """The error of an input whose outputs would overwrite those of ``other``."""
+    return ValueError('outputs would overwrite those of %s (same name %s)' % (other, name))
+
+
+def _refused(error):
+    raise error
 
 
 def read_image_pictures(path, name, max_pixels=MAX_PIXELS):
@@ -111,7 +138,7 @@ def read_image_pictures(path, name, max_pixels=MAX_PIXELS):
 def image_items(entries, max_pixels=MAX_PIXELS):
     """[Entry] (or plain paths) -> [Item], each reading its file when the pipeline gets to it."""
     entries = [e if isinstance(e, Entry) else Entry(e, output_name(e)) for e in entries]
-    return [Item(e.path, lambda e=e: read_image_pictures(e.path, e.name, max_pixels), e.name)
+    return [Item(e.path, lambda e=e: read_image_pictures(e.path, e.name, max_pixels))
             for e in entries]
 
 
@@ -143,14 +170,20 @@ def face_items(entries, detector, min_face_size=0, max_faces=0, max_pixels=MAX_P
     """[Entry] -> [Item] whose pictures hold one frame per detected face (detector: a
     util.detect.FaceDetector; its network loads on the first image)."""
     return [Item(e.path, lambda e=e: detect_pictures(e.path, e.name, detector, min_face_size,
-                                                     max_faces, max_pixels), e.name)
+                                                     max_faces, max_pixels))
             for e in entries]
 
 
-def work_items(entries, config):
+def work_items(entries, config, clashes=None):
     """[Entry] -> the run's [Item]: whole images (the original), or the faces found in them
-    (--detect_faces, with --min_face_size and --max_faces)."""
+    (--detect_faces, with --min_face_size and --max_faces). clashes: {index: earlier Entry}
+    (see clashing) -> those items fail with one line instead of reading."""
     if not config.detect_faces:
-        return image_items(entries, config.max_pixels)
-    return face_items(entries, FaceDetector(), config.min_face_size, config.max_faces,
-                      config.max_pixels)
+        items = image_items(entries, config.max_pixels)
+    else:
+        items = face_items(entries, FaceDetector(), config.min_face_size, config.max_faces,
+                           config.max_pixels)
+    for k, other in (clashes or {}).items():
+        error = clash_error(other.path, entries[k].name)
+        items[k] = Item(entries[k].path, lambda error=error: _refused(error))
+    return items
