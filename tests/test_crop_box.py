@@ -163,3 +163,17 @@ def test_overlay_lands_on_the_box(hw, box, corner, side):
     rc = render_camera(cam, param, 224)
     drawn = project_perspective(point, rc.f, rc.c, rc.t)
     assert np.abs(drawn - truth).max() <= 1.0, (drawn, truth, param['scale'])
+
+
+def test_a_window_sampled_from_a_huge_scaling_matches_the_scaled_image():
+    """Past MAX_SCALED_PIXELS only the 224² window is sampled (no scaled copy of the image):
+    the same start point, and pixels within rounding of cv2.resize's, wherever the window is."""
+    from util.preprocess import scale_and_crop
+    rng = np.random.default_rng(5)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), (0, 0), 2)
+    for scale, centre in ((3.7, (200, 150)), (2.2, (5, 290)), (0.6, (390, 10)), (5.0, (-20, 40))):
+        centre = np.array(centre)
+        full, start = scale_and_crop(image, scale, centre, 224)
+        window, start_w = scale_and_crop(image, scale, centre, 224, max_scaled_pixels=1)
+        assert np.array_equal(start, start_w)
+        assert np.abs(full.astype(int) - window).max() <= 2, (scale, centre)

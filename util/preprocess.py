@@ -12,18 +12,17 @@ class PreprocessError(ValueError):
     """The image cannot be cropped (wrong layout, a bad box, or a side that scales to zero)."""
 
 
-def _resize(img, scale):
-    """(H,W,3) -> (floor(H*scale), floor(W*scale), 3) bilinear, and the actual (y, x) factors.
+def scaled_size(shape, scale):
+    """(H, W, ...) and scale -> (2,) int (floor(H*scale), floor(W*scale)).
 
-    The floor (not round) and the per-axis factors new/old are the original's; they are kept so
-    crops and cameras match it bit for bit.
+    The floor (not round) and the per-axis factors new/old that follow from it are the
+    original's; they are kept so crops and cameras match it bit for bit.
     """
-    new_hw = np.floor(np.array(img.shape[:2]) * scale).astype(int)
+    new_hw = np.floor(np.array(shape[:2]) * scale).astype(int)
     if new_hw.min() < 1:
         raise PreprocessError('image of size %dx%d is too thin to scale by %g'
-                              % (img.shape[0], img.shape[1], scale))
-    resized = cv2.resize(img, (int(new_hw[1]), int(new_hw[0])))  # cv2 dsize is (w, h)
-    return resized, new_hw / np.array(img.shape[:2], dtype=np.float64)
+                              % (shape[0], shape[1], scale))
+    return new_hw
 
 
 def box_scale_center(img_shape, img_size, box=None):
@@ -43,7 +42,12 @@ def box_scale_center(img_shape, img_size, box=None):
     return scale, center
 
 
-def scale_and_crop(img, scale, center, img_size):
+# Above this many pixels the scaled image is not made at all: only the crop window is sampled
+# (a small face in a 50-megapixel photo would otherwise be scaled up to gigabytes).
+MAX_SCALED_PIXELS = 25_000_000
+
+
+def scale_and_crop(img, scale, center, img_size, max_scaled_pixels=MAX_SCALED_PIXELS):
     """(H,W,3) uint8, scale, center (2,) int (x, y) in image pixels -> (crop (img_size,
     img_size, 3) uint8, start_pt (2,) int (x, y)).
 
@@ -51,14 +55,25 @@ def scale_and_crop(img, scale, center, img_size):
     is taken, replicating edge pixels outside the image (the original pads by img_size/2 with
     edge replication; clamping the indices gives the same pixels for any centre, even one
     outside the image). start_pt is the window's corner in the padded image, i.e. the scaled
-    centre.
+    centre. When the scaled image would exceed ``max_scaled_pixels``, the window's pixels are
+    sampled from the original directly with the same bilinear mapping (cv2.remap; values may
+    differ from cv2.resize's by a grey level of rounding), so memory stays bounded.
     """
-    scaled, factors_yx = _resize(img, scale)
+    new_hw = scaled_size(img.shape, scale)
+    factors_yx = new_hw / np.array(img.shape[:2], dtype=np.float64)
     start_pt = np.round(center * factors_yx[::-1]).astype(int)
     half = img_size // 2
-    rows = np.clip(np.arange(img_size) + start_pt[1] - half, 0, scaled.shape[0] - 1)
-    cols = np.clip(np.arange(img_size) + start_pt[0] - half, 0, scaled.shape[1] - 1)
-    return scaled[rows[:, None], cols[None, :]], start_pt
+    rows = np.clip(np.arange(img_size) + start_pt[1] - half, 0, new_hw[0] - 1)
+    cols = np.clip(np.arange(img_size) + start_pt[0] - half, 0, new_hw[1] - 1)
+    if int(new_hw[0]) * int(new_hw[1]) <= max_scaled_pixels:
+        scaled = cv2.resize(img, (int(new_hw[1]), int(new_hw[0])))  # bilinear; dsize is (w, h)
+        return scaled[rows[:, None], cols[None, :]], start_pt
+    # cv2.resize's bilinear mapping: scaled pixel x samples the original at (x + 0.5) / f - 0.5
+    src_x = ((cols + 0.5) / factors_yx[1] - 0.5).astype(np.float32)
+    src_y = ((rows + 0.5) / factors_yx[0] - 0.5).astype(np.float32)
+    map_x, map_y = np.meshgrid(src_x, src_y)
+    crop = cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, start_pt
 
 
 def preprocess_image(img, img_size=224, box=None):
