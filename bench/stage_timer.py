@@ -16,7 +16,8 @@ STAGES = {
     'render': [('util.pipeline.pipeline', 'four_panel')],
     'neutralize': [('util.pipeline.pipeline', 'neutral_vertices')],
     'texture': [('util.pipeline.pipeline', 'compute_texture_map')],
-    'obj text': [('util.io.mesh_io', 'ObjTopology.obj_text')],
+    'obj text': [('util.io.mesh_io', 'ObjTopology.obj_text'),
+                 ('util.pipeline.pipeline', 'vertex_text')],
     'png': [('util.pipeline.pipeline', 'encode_image')],
     # writing = save() less the outputs() it computes first (see timed_stages)
     'save': [('util.pipeline.pipeline', 'Pipeline.save')],

@@ -28,21 +28,29 @@ def compute_texture_map(image, vertices, cam, texture_data, faces):
     texture = np.zeros((size, size, 3), dtype=np.uint8)
     _project_texels(image, vertices, normals, np.asarray(cam.t, dtype=np.float64), float(cam.f),
                     np.asarray(cam.c, dtype=np.float64), tex_faces, bary,
-                    y_coords[ids], x_coords[ids], texture)
+                    ids, y_coords, x_coords, texture)
     return texture
 
 
 @njit(cache=True)
-def _project_texels(image, vertices, normals, t, f, c, tex_faces, bary, rows, cols, texture):
+def _project_texels(image, vertices, normals, t, f, c, tex_faces, bary, ids, y_coords,
+                    x_coords, texture):
     """Per texel: barycentric point and normal; camera-facing and strictly inside the image
-    -> copy the pixel it projects to (rounded half to even) into texture[rows, cols]."""
+    -> copy the pixel it projects to (rounded half to even) into texture[y_coords[ids],
+    x_coords[ids]] (read here: no gathered copies of them)."""
     height, width = image.shape[0], image.shape[1]
     n_verts, size = vertices.shape[0], texture.shape[0]
+    n_y, n_x = y_coords.shape[0], x_coords.shape[0]
     for i in range(tex_faces.shape[0]):
         a, b, d = tex_faces[i, 0], tex_faces[i, 1], tex_faces[i, 2]
         # numba does not bounds-check: bad texture data must not write outside the arrays
-        if (min(a, b, d) < 0 or max(a, b, d) >= n_verts or not 0 <= rows[i] < size
-                or not 0 <= cols[i] < size):
+        texel = ids[i]
+        if not (-n_y <= texel < n_y and -n_x <= texel < n_x):
+            raise IndexError('texture data: valid_pixel_ids out of range (check it with '
+                             'util.texture_data.check_texture_data)')
+        row, col = y_coords[texel], x_coords[texel]  # negative ids count from the end
+        if (min(a, b, d) < 0 or max(a, b, d) >= n_verts or not 0 <= row < size
+                or not 0 <= col < size):
             raise ValueError('texture data index out of range (check it with '
                              'util.texture_data.check_texture_data)')
         w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
@@ -55,4 +63,4 @@ def _project_texels(image, vertices, normals, t, f, c, tex_faces, bary, rows, co
         y = np.rint(f * py / pz + c[1])
         if 0 < x < width and 0 < y < height:
             for k in range(3):
-                texture[rows[i], cols[i], k] = image[int(y), int(x), k]
+                texture[row, col, k] = image[int(y), int(x), k]

@@ -131,6 +131,36 @@ def rotate_y(v, degrees, center=None):
     return (v - center) @ y_rotation(degrees) + center
 
 
+@numba.njit(cache=True)
+def _lambert_shade_kernel(v, normals, light_pos, light_intensity, shade):
+    """shade[i] = sum over lights of intensity * max(0, n_i . unit(light - v_i)), with the
+    floating-point operations of the NumPy formulation in its order (norms and dot products
+    as x*x + y*y, then + z*z; np.maximum's NaN and -0.0 handling; lights summed in order)."""
+    for i in range(v.shape[0]):
+        total = 0.0
+        for j in range(light_pos.shape[0]):
+            tx = light_pos[j, 0] - v[i, 0]
+            ty = light_pos[j, 1] - v[i, 1]
+            tz = light_pos[j, 2] - v[i, 2]
+            length = np.sqrt((tx * tx + ty * ty) + tz * tz)
+            tx /= length
+            ty /= length
+            tz /= length
+            dot = (normals[i, 0] * tx + normals[i, 1] * ty) + normals[i, 2] * tz
+            if not (dot >= 0.0 or dot != dot):
+                dot = 0.0
+            total += light_intensity[j] * dot
+        shade[i] = total
+
+
+def _light_positions():
+    """(3,3) light positions in camera coordinates (each ``position @ turn``, as before) and
+    (3,) intensities."""
+    turn = y_rotation(_LIGHT_TURN_DEG)
+    return (np.array([np.asarray(position) @ turn for position, _ in _LIGHTS]),
+            np.array([intensity for _, intensity in _LIGHTS], dtype=np.float64))
+
+
 def lambertian_colors(v_cam, faces, color=LIGHT_BLUE):
     """(V,3) camera-space vertices -> (V,3) colours in [0, 1] under the original's three lights.
 
@@ -139,15 +169,36 @@ def lambertian_colors(v_cam, faces, color=LIGHT_BLUE):
     coordinates); summed over lights, then clipped. Single-sided like OpenDR's
     LambertianPointLight: with outward winding the camera-facing side is the lit one.
     """
-    v_cam = np.asarray(v_cam, dtype=np.float64)
+    v_cam = np.ascontiguousarray(v_cam, dtype=np.float64)
     normals = vertex_normals(v_cam, faces)
-    turn = y_rotation(_LIGHT_TURN_DEG)
-    shade = np.zeros(len(v_cam))
-    for position, intensity in _LIGHTS:
-        to_light = np.asarray(position) @ turn - v_cam
-        to_light /= np.linalg.norm(to_light, axis=1, keepdims=True)
-        shade += intensity * np.maximum(np.sum(normals * to_light, axis=1), 0.)
+    if v_cam.ndim == 2 and v_cam.shape[1] == 3 and normals.shape == v_cam.shape:
+        shade = np.empty(len(v_cam))
+        _lambert_shade_kernel(v_cam, np.ascontiguousarray(normals), *_light_positions(), shade)
+    else:  # the NumPy formulation (and its errors)
+        turn = y_rotation(_LIGHT_TURN_DEG)
+        shade = np.zeros(len(v_cam))
+        for position, intensity in _LIGHTS:
+            to_light = np.asarray(position) @ turn - v_cam
+            to_light /= np.linalg.norm(to_light, axis=1, keepdims=True)
+            shade += intensity * np.maximum(np.sum(normals * to_light, axis=1), 0.)
     return np.clip(shade[:, None] * np.asarray(color, dtype=np.float64), 0., 1.)
+
+
+def _rasterize_mesh(v_cam, faces, f, c, height, width):
+    """render_mesh's rasterization: -> face_id, bary (see rasterize)."""
+    return rasterize(project(v_cam, f, c), v_cam[:, 2], faces, height, width)
+
+
+def _paint(face_id, bary, faces, colors, background, height, width):
+    """render_mesh's shading of a rasterized mesh over ``background`` (None: white)."""
+    if background is None:
+        out = np.full((height, width, 3), 255, dtype=np.uint8)
+    else:
+        out = np.array(background, dtype=np.uint8, copy=True)
+        if out.shape != (height, width, 3):
+            raise ValueError('render_mesh: background %s is not (%d, %d, 3)' % (out.shape, height, width))
+    _shade_kernel(face_id, bary, faces, colors, out)
+    return out
 
 
 def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_BLUE,
@@ -160,17 +211,10 @@ def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_
     """
     v_cam = np.asarray(v_cam, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
-    face_id, bary = rasterize(project(v_cam, f, c), v_cam[:, 2], faces, height, width)
-    if background is None:
-        out = np.full((height, width, 3), 255, dtype=np.uint8)
-    else:
-        out = np.array(background, dtype=np.uint8, copy=True)
-        if out.shape != (height, width, 3):
-            raise ValueError('render_mesh: background %s is not (%d, %d, 3)' % (out.shape, height, width))
+    face_id, bary = _rasterize_mesh(v_cam, faces, f, c, height, width)
     if colors is None:
         colors = lambertian_colors(v_cam, faces, color)
-    _shade_kernel(face_id, bary, faces, colors, out)
-    return out
+    return _paint(face_id, bary, faces, colors, background, height, width)
 
 
 def fit_to_side(image, cams, max_side):
@@ -217,13 +261,15 @@ def four_panel(image, meshes, faces, points=()):
     image = np.asarray(image, dtype=np.uint8)
     height, width = image.shape[:2]
     overlay, front, turned = image, None, None
+    faces = np.asarray(faces, dtype=np.int64)
     for vertices, cam in meshes:
-        v_cam = to_camera(vertices, cam)
-        colors = lambertian_colors(v_cam, faces)  # the same for both unrotated panels
-        overlay = render_mesh(v_cam, faces, cam.f, cam.c, height, width, background=overlay,
-                              colors=colors)
-        front = render_mesh(v_cam, faces, cam.f, cam.c, height, width, background=front,
-                            colors=colors)
+        v_cam = np.asarray(to_camera(vertices, cam), dtype=np.float64)
+        # both unrotated panels: one rasterization and one set of colours, painted twice
+        # (render_mesh(v_cam, ...) over each background, without doing its work twice)
+        colors = lambertian_colors(v_cam, faces)
+        face_id, bary = _rasterize_mesh(v_cam, faces, cam.f, cam.c, height, width)
+        overlay = _paint(face_id, bary, faces, colors, overlay, height, width)
+        front = _paint(face_id, bary, faces, colors, front, height, width)
         turned = render_mesh(rotate_y(v_cam, 30.), faces, cam.f, cam.c, height, width,
                              background=turned)
     if front is None:  # no mesh: plain white panels

@@ -19,7 +19,7 @@ from smpl_webuser.serialization import load_model
 from util.camera import project, render_camera, to_camera
 from util.io.atomic import Staging, recover_staging
 from util.io.image_io import encode_image
-from util.io.mesh_io import ObjTopology, load_mesh, mtl_name, mtl_text
+from util.io.mesh_io import ObjTopology, load_mesh, mtl_name, mtl_text, vertex_text
 from util.landmarks import (landmarks_68, load_dynamic_embedding, load_static_embedding,
                             yaw_from_pose)
 from util.pipeline.outputs import frame_kinds, output_path, wants_landmarks
@@ -124,8 +124,12 @@ class Pipeline:
         name = frame.name
         out = {}
         cam = render_camera(pred.theta[:3], pred.proc_param, cfg.img_size)
+        # the prediction's 'v' lines are formatted once, for every OBJ that holds them
+        lines = (vertex_text(pred.vertices) if 'mesh' in kinds or 'texture_obj' in kinds
+                 else None)
         if 'mesh' in kinds:
-            out[output_path(name, 'mesh')] = self.obj_mesh.obj_text(pred.vertices).encode()
+            out[output_path(name, 'mesh')] = self.obj_mesh.obj_text(
+                pred.vertices, vertex_lines=lines).encode()
         params = {k: v.copy() for k, v in split_theta(
             pred.theta, cfg.pose_params, cfg.shape_params, cfg.expression_params).items()}
         if 'params' in kinds:
@@ -146,7 +150,8 @@ class Pipeline:
             image, obj = output_path(name, 'texture'), output_path(name, 'texture_obj')
             out[image] = encode_image(texture)
             out[output_path(name, 'texture_mtl')] = mtl_text(os.path.basename(image)).encode()
-            out[obj] = self.obj_textured.obj_text(pred.vertices, mtl_name(obj)).encode()
+            out[obj] = self.obj_textured.obj_text(pred.vertices, mtl_name(obj),
+                                                  vertex_lines=lines).encode()
         if 'landmarks_3d' in kinds:
             points = self.landmarks(pred)
             out[output_path(name, 'landmarks_2d')] = points_text(
