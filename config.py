@@ -91,6 +91,15 @@ def build_flags(flag_values=None):
     flags.DEFINE_boolean('quiet', False, 'No progress bar (there is one only when stderr is a '
                          'terminal); errors and the final summary are still printed',
                          flag_values=fv)
+    flags.DEFINE_enum('backend', 'auto', ['auto', 'tf', 'onnx'],
+                      'Network runtime. tf: TensorFlow. onnx: ONNX Runtime, converting the '
+                      'checkpoint once (about 40 s, verified against TensorFlow, cached) and then '
+                      'starting without TensorFlow. auto: onnx if a verified conversion of this '
+                      'checkpoint is cached, else tf', flag_values=fv)
+    flags.DEFINE_enum('precision', 'fp32', ['fp32', 'int8'],
+                      'int8: quantize the image encoder (ONNX Runtime; the FLAME decoder stays '
+                      'float32), converted once, checked against fp32 and refused beyond 2 mm',
+                      flag_values=fv)
     flags.DEFINE_string('template_mesh', '',
                         'Optional OBJ/PLY mesh whose faces replace those of the FLAME model file '
                         '(e.g. the original FLAME_sample.ply)', flag_values=fv)

@@ -107,8 +107,8 @@ def main(argv=None):
             check_writable(config.out_folder)
             manifest = stack.enter_context(Manifest(config.out_folder))
             if pending:  # with nothing left to do, the network never loads
-                pipeline = Pipeline(config, files,
-                                    load_backend(files['load_path'], config.batch_size))
+                pipeline = Pipeline(config, files, load_backend(
+                    files['load_path'], config.batch_size, config.backend, config.precision))
         except (IOError, ValueError) as e:
             print('error: %s' % e, file=sys.stderr)
             return 2

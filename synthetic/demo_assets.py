@@ -3,6 +3,8 @@ import os
 import shutil
 import tempfile
 
+from util.io.cache import default_cache_dir
+
 # Bump when the generators change, so stale caches are not reused.
 DEMO_ASSETS_VERSION = 'demo-v3'
 
@@ -10,14 +12,6 @@ DEMO_NOTICE = (
     'NOTE: --demo runs on a SYNTHETIC FLAME-format model and a synthetic checkpoint whose regressor '
     'outputs the mean parameters: the mesh is NOT a reconstruction of the face in the image. For real '
     'results put the RingNet checkpoint in model/ and the FLAME files in flame_model/ (see README.md).')
-
-
-def default_cache_dir():
-    """``$RINGNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/ringnet``, else ``~/.cache/ringnet``."""
-    if os.environ.get('RINGNET_CACHE_DIR'):
-        return os.environ['RINGNET_CACHE_DIR']
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return os.path.join(base, 'ringnet')
 
 
 def demo_asset_paths(folder):

@@ -3,7 +3,7 @@
 Ranks: 0 util.io (and util/io/*), 1 smpl_webuser, 2 util/*.py and run_RingNet, 3 synthetic,
 4 util.pipeline, 5 demo and config. A module may import its own rank or lower. Extra rules:
 only util.pipeline.model_files and demo (and synthetic itself) import ``synthetic``; only
-run_RingNet, synthetic.checkpoint and util.detect import ``tensorflow``; only util.detect imports ``mtcnn``
+run_RingNet, synthetic.checkpoint, util.detect and util.onnx_convert import ``tensorflow``; only util.detect imports ``mtcnn``
 (which loads TensorFlow itself). Every import counts, at any depth
 (inside functions, classes, try/if blocks), relative ones included, and so do
 ``importlib.import_module('name')`` / ``__import__('name')`` with a literal name.
@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 UNCHECKED_TOP = ('tests', 'bench')
 SYNTHETIC_IMPORTERS = ('util.pipeline.model_files', 'demo')
-TENSORFLOW_IMPORTERS = ('run_RingNet', 'synthetic.checkpoint', 'util.detect')
+TENSORFLOW_IMPORTERS = ('run_RingNet', 'synthetic.checkpoint', 'util.detect', 'util.onnx_convert')
 MTCNN_IMPORTERS = ('util.detect',)
 
 

@@ -1,0 +1,142 @@
+"""TensorFlow vs ONNX Runtime fp32 vs ONNX Runtime int8, in one run (ratios of this run).
+
+    python -m bench.bench_backends [--n 20]
+
+On a freshly generated full-size synthetic checkpoint (ResNet-50 v2 + regressor + FLAME
+decoder; its weights are random, so the int8 errors are only indicative): per-image network
+time of each backend, the int8 error against fp32, the whole demo (every output) over the
+encoder-only forward of the same backend, the cold start of one image, and peak memory for a
+folder of 100 images. Prints; asserts nothing.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from bench.bench_demo import encoder_feature, per_call  # noqa: E402
+
+IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
+ALL = dict(save_obj_file=True, save_flame_parameters=True, neutralize_expression=True,
+           save_texture=True)
+
+
+def assets(folder):
+    """{'load_path', 'flame_model_path', 'flame_texture_data_path'} of new synthetic files."""
+    from synthetic.checkpoint import write_checkpoint
+    from synthetic.flame import write_flame_assets
+    flame = write_flame_assets(folder, seed=0)
+    prefix = write_checkpoint(os.path.join(folder, 'ring_6_68641'), flame['flame_model'])
+    return {'load_path': prefix, 'flame_model_path': flame['flame_model'],
+            'flame_texture_data_path': flame['texture_data']}
+
+
+def onnx_encoder(backend, feature_name, folder):
+    """An OnnxBackend-like callable running only the encoder part of ``backend``'s model."""
+    import onnx.utils
+    import onnxruntime as ort
+    path = os.path.join(folder, 'encoder-%s' % os.path.basename(backend.path))
+    onnx.utils.extract_model(backend.path, path, [backend.input_name], [feature_name])
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return lambda images: session.run(None, {backend.input_name: images})
+
+
+def cli(files, cache, out, backend, precision='fp32', img_path=IMAGE, extra=()):
+    """Run the command in a new process -> (seconds, peak RSS in MB)."""
+    cmd = [sys.executable, '-m', 'demo', '--img_path', img_path, '--out_folder', out,
+           '--backend', backend, '--precision', precision] + list(extra)
+    cmd += ['--%s=%s' % kv for kv in files.items()] + ['--%s=True' % k for k in ALL]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, RINGNET_CACHE_DIR=cache),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if status:
+        raise RuntimeError('%s failed: %s' % (' '.join(cmd), proc.stderr.read()[-2000:]))
+    return seconds, usage.ru_maxrss / 1024.0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--n', type=int, default=20)
+    args = parser.parse_args(argv)
+    from config import default_config
+    from util.io.image_io import load_image
+    from util.onnx_convert import calibration_images, compare
+    from util.pipeline import Pipeline
+    from util.pipeline.backends import SAMPLE_IMAGE, load_backend, tf_backend
+    from util.pipeline.sources import image_items
+    from util.preprocess import preprocess_image
+
+    work = tempfile.mkdtemp(prefix='ringnet_backends_')
+    files = assets(work)
+    cache = os.path.join(work, 'cache')
+    start = time.perf_counter()
+    tf_net = tf_backend(files['load_path'])
+    tf_load = time.perf_counter() - start
+    start = time.perf_counter()
+    fp32 = load_backend(files['load_path'], backend='onnx', cache_dir=cache, say=print)
+    convert_s = time.perf_counter() - start
+    start = time.perf_counter()
+    int8 = load_backend(files['load_path'], backend='onnx', precision='int8', cache_dir=cache,
+                        say=print)
+    quantize_s = time.perf_counter() - start
+    print('TF load %.1f s; ONNX conversion + check %.1f s; int8 quantization + check %.1f s'
+          % (tf_load, convert_s, quantize_s))
+
+    crop = preprocess_image(load_image(IMAGE), 224)[0][None]
+    feature = encoder_feature(tf_net.sess.graph)
+    encoders = {'tf': lambda: tf_net.sess.run(feature, {tf_net.images: crop})}
+    nets = {'tf': tf_net, 'onnx fp32': fp32, 'onnx int8': int8}
+    for name in ('onnx fp32', 'onnx int8'):
+        run = onnx_encoder(nets[name], feature.name, work)
+        encoders[name] = lambda run=run: run(crop)
+    forward = {k: per_call(lambda net=net: net.predict(crop, True), args.n)
+               for k, net in nets.items()}
+    encoder = {k: per_call(fn, args.n) for k, fn in encoders.items()}
+    errors = compare(fp32, int8, calibration_images(SAMPLE_IMAGE))
+    print('\nint8 vs fp32 on the calibration images: theta max %.3g, vertices max %.2f mm, '
+          'mean %.2f mm' % (errors['theta_max'], errors['vertices_max_m'] * 1e3,
+                            errors['vertices_mean_m'] * 1e3))
+
+    whole = {}
+    out = os.path.join(work, 'out')
+    for name, net in nets.items():
+        pipe = Pipeline(default_config(**ALL), files, net)
+        pipe.run(image_items([IMAGE] * 2), out)  # warm: numba, graph optimisation
+        whole[name] = per_call(lambda: pipe.run(image_items([IMAGE] * args.n), out), 1) / args.n
+
+    print('\nper image (ms)      network  vs TF   encoder-only  whole demo  whole / encoder')
+    for name in nets:
+        print('  %-15s %8.1f  %5.2fx  %12.1f  %10.1f  %14.2fx'
+              % (name, 1e3 * forward[name], forward['tf'] / forward[name],
+                 1e3 * encoder[name], 1e3 * whole[name], whole[name] / encoder[name]))
+    print('  int8 over fp32: %.2fx faster' % (forward['onnx fp32'] / forward['onnx int8']))
+
+    folder = os.path.join(work, 'hundred')
+    os.makedirs(folder)
+    image = load_image(IMAGE)
+    import cv2
+    for k in range(100):
+        cv2.imwrite(os.path.join(folder, '%03d.png' % k), image[k % 7:, k % 5:, ::-1])
+    print('\ncold start, one image, every output (new process; cached conversion):')
+    for backend, precision in (('tf', 'fp32'), ('onnx', 'fp32'), ('onnx', 'int8')):
+        seconds, _ = cli(files, cache, os.path.join(work, 'cold'), backend, precision)
+        print('  %-4s %-4s %6.2f s' % (backend, precision, seconds))
+    print('peak RSS, a folder of 100 images, every output:')
+    for backend, precision in (('tf', 'fp32'), ('onnx', 'fp32'), ('onnx', 'int8')):
+        seconds, rss = cli(files, cache, os.path.join(work, 'rss-' + backend + precision),
+                           backend, precision, folder, ['--quiet'])
+        print('  %-4s %-4s %7.0f MB  (%.1f s, %.1f ms per image)'
+              % (backend, precision, rss, seconds, 10 * seconds))
+
+
+if __name__ == '__main__':
+    main()

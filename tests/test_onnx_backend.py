@@ -1,0 +1,162 @@
+"""The ONNX Runtime backend against the TensorFlow graph it is converted from, and its cache.
+
+Outputs through --backend=onnx must equal those through --backend=tf (theta within 1e-4,
+vertices within 1e-5 m, images within one grey level on 99.9 % of pixels), on both synthetic
+checkpoint flavours, converted in this run (cold cache) and loaded from the cache (warm). The
+files are read back with numpy / OpenCV, not with the code under test.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from util.pipeline.backends import ConversionCache, load_backend, tf_backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
+ALL = ['--save_obj_file', '--save_flame_parameters', '--neutralize_expression', '--save_texture']
+
+
+def run_demo(args, cache):
+    env = dict(os.environ, RINGNET_CACHE_DIR=str(cache))
+    proc = subprocess.run([sys.executable, '-m', 'demo'] + args, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def model_args(prefix, flame_assets):
+    return ['--load_path', prefix, '--flame_model_path', flame_assets['flame_model'],
+            '--flame_texture_data_path', flame_assets['texture_data']]
+
+
+def obj_vertices(path):
+    """The 'v x y z' rows of an OBJ file, parsed here with numpy."""
+    with open(path) as fh:
+        rows = [line.split()[1:4] for line in fh if line.startswith('v ')]
+    return np.array(rows, dtype=np.float64)
+
+
+def assert_same_outputs(tf_out, onnx_out):
+    npy_tf = np.load(os.path.join(tf_out, 'params', '000001.npy'), allow_pickle=True).item()
+    npy_onnx = np.load(os.path.join(onnx_out, 'params', '000001.npy'), allow_pickle=True).item()
+    for key in npy_tf:
+        np.testing.assert_allclose(npy_onnx[key], npy_tf[key], atol=1e-4, rtol=0)
+    for rel in ('mesh/000001.obj', 'texture/000001.obj'):
+        dist = np.linalg.norm(obj_vertices(os.path.join(onnx_out, rel))
+                              - obj_vertices(os.path.join(tf_out, rel)), axis=1)
+        assert dist.max() <= 1e-5, (rel, dist.max())
+    for rel in ('images/000001.png', 'texture/000001.png'):
+        a = cv2.imread(os.path.join(tf_out, rel)).astype(int)
+        b = cv2.imread(os.path.join(onnx_out, rel)).astype(int)
+        assert a.shape == b.shape
+        assert (np.abs(a - b).max(axis=-1) <= 1).mean() >= 0.999, rel
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp('onnx_cache')
+
+
+@pytest.mark.parametrize('flavour', ['checkpoint_v2', 'checkpoint_v1'])
+def test_onnx_outputs_equal_tf_cold_and_warm(flavour, request, flame_assets, cache, tmp_path):
+    prefix = request.getfixturevalue(flavour)
+    args = ['--img_path', IMAGE] + model_args(prefix, flame_assets) + ALL
+    run_demo(args + ['--out_folder', str(tmp_path / 'tf'), '--backend=tf'], cache)
+    cold = run_demo(args + ['--out_folder', str(tmp_path / 'cold'), '--backend=onnx'], cache)
+    assert cold.stderr.count('converting the checkpoint for ONNX Runtime') == 1
+    warm = run_demo(args + ['--out_folder', str(tmp_path / 'warm'), '--backend=onnx'], cache)
+    assert 'converting' not in warm.stderr
+    for run in ('cold', 'warm'):
+        assert_same_outputs(str(tmp_path / 'tf'), str(tmp_path / run))
+
+
+PROBE = ("import sys, demo\n"
+         "rc = demo.main(%r)\n"
+         "print(rc, 'tensorflow' in sys.modules)\n")
+
+
+def test_a_cached_conversion_runs_without_tensorflow(checkpoint_v2, flame_assets, cache,
+                                                     tmp_path):
+    load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))  # cached (or converted)
+    argv = (['demo', '--img_path', IMAGE, '--out_folder', str(tmp_path / 'o')]
+            + model_args(checkpoint_v2, flame_assets) + ALL)  # --backend=auto, the default
+    proc = subprocess.run([sys.executable, '-c', PROBE % (argv,)], cwd=ROOT,
+                          env=dict(os.environ, RINGNET_CACHE_DIR=str(cache)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split()[-2:] == ['0', 'False'], proc.stderr[-2000:]
+
+
+def copy_cache(cache, tmp_path):
+    target = tmp_path / 'cache'
+    shutil.copytree(str(cache), str(target))
+    return target
+
+
+def test_truncated_model_is_replaced_even_by_two_processes_at_once(checkpoint_v2,
+                                                                   flame_assets, cache,
+                                                                   tmp_path):
+    load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
+    own = copy_cache(cache, tmp_path)
+    entry = ConversionCache(checkpoint_v2, str(own))
+    path = os.path.join(entry.folder, entry.record('fp32')['file'])
+    with open(path, 'r+b') as fh:
+        fh.truncate(os.path.getsize(path) // 2)
+    assert entry.model('fp32') is None  # the record's sha256 no longer matches
+    args = ['--img_path', IMAGE] + model_args(checkpoint_v2, flame_assets) + ['--backend=onnx']
+    env = dict(os.environ, RINGNET_CACHE_DIR=str(own))
+    procs = [subprocess.Popen([sys.executable, '-m', 'demo'] + args
+                              + ['--out_folder', str(tmp_path / ('o%d' % k))], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        assert 'converting the checkpoint' in err
+    backend = entry.model('fp32')  # an intact, verified model is cached again
+    assert backend is not None
+    images = np.random.default_rng(0).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
+    net = tf_backend(checkpoint_v2)
+    (v_tf, t_tf), (v_onnx, t_onnx) = net.predict(images, True), backend.predict(images)
+    assert np.abs(t_tf - t_onnx).max() <= 1e-4 and np.abs(v_tf - v_onnx).max() <= 1e-5
+
+
+def test_a_changed_checkpoint_is_converted_again(flame_assets, cache, tmp_path):
+    from synthetic.checkpoint import write_checkpoint
+    prefix = str(tmp_path / 'ckpt' / 'ring_6_68641')
+    said = []
+    write_checkpoint(prefix, flame_assets['flame_model'], variant='v2', seed=7)
+    load_backend(prefix, backend='onnx', cache_dir=str(cache), say=said.append)
+    assert len(said) == 1 and said[0].startswith('converting')
+    write_checkpoint(prefix, flame_assets['flame_model'], variant='v2', seed=8)  # new weights
+    backend = load_backend(prefix, backend='onnx', cache_dir=str(cache), say=said.append)
+    assert len(said) == 2 and said[1].startswith('converting')
+    images = np.random.default_rng(1).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
+    v_tf, t_tf = tf_backend(prefix).predict(images, True)
+    v_onnx, t_onnx = backend.predict(images)
+    assert np.abs(t_tf - t_onnx).max() <= 1e-4 and np.abs(v_tf - v_onnx).max() <= 1e-5
+
+
+def test_int8_reports_its_error_and_is_refused_beyond_the_limit(checkpoint_v2, cache,
+                                                                 tmp_path):
+    from util.onnx_backend import OnnxBackend
+    load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
+    own = copy_cache(cache, tmp_path)
+    said = []
+    backend = load_backend(checkpoint_v2, backend='onnx', precision='int8', cache_dir=str(own),
+                           say=said.append, int8_max_mm=0.0)  # a limit nothing can meet
+    assert any(line.startswith('int8 vs fp32 on the calibration images: theta max ')
+               and ' mm' in line for line in said), said
+    assert any('refused' in line for line in said)
+    fp32 = ConversionCache(checkpoint_v2, str(own))
+    assert isinstance(backend, OnnxBackend)
+    assert backend.path == os.path.join(fp32.folder, fp32.record('fp32')['file'])
+    # the refusal is remembered: the next run does not quantize again
+    said.clear()
+    load_backend(checkpoint_v2, backend='onnx', precision='int8', cache_dir=str(own),
+                 say=said.append, int8_max_mm=0.0)
+    assert said == []

@@ -1,0 +1,66 @@
+"""The user cache folder and content digests of the files a cache entry is derived from.
+
+Entries (the --demo assets, ONNX conversions) live in ``$RINGNET_CACHE_DIR``, else
+``$XDG_CACHE_HOME/ringnet``, else ``~/.cache/ringnet``. A conversion is keyed by the sha256 of
+its source files' contents; hashing a large checkpoint on every start would cost most of a
+cold start, so each file's digest is remembered against its (size, mtime, inode): a file that
+changes gets a new stat and is hashed again.
+"""
+import contextlib
+import hashlib
+import json
+import os
+
+from util.io.atomic import atomic_path
+
+DIGEST_MEMO = 'file-digests.json'
+
+
+def default_cache_dir():
+    """``$RINGNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/ringnet``, else ``~/.cache/ringnet``."""
+    if os.environ.get('RINGNET_CACHE_DIR'):
+        return os.environ['RINGNET_CACHE_DIR']
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'ringnet')
+
+
+def sha256_file(path, chunk=1 << 22):
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as fh:
+        for block in iter(lambda: fh.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stat_key(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def files_digest(paths, cache_dir):
+    """Hex sha256 over the names (not folders) and contents of ``paths``, in the given order.
+
+    Per-file digests are memoised in ``cache_dir``/file-digests.json by absolute path and
+    (size, mtime_ns, inode); the memo is only a shortcut, and a lost or garbled memo costs one
+    re-hash.
+    """
+    memo_path = os.path.join(cache_dir, DIGEST_MEMO)
+    memo = {}
+    with contextlib.suppress(OSError, ValueError):
+        with open(memo_path, encoding='utf-8') as fh:
+            memo = dict(json.load(fh))
+    digest, changed = hashlib.sha256(), False
+    for path in paths:
+        key, stat = os.path.abspath(path), _stat_key(path)
+        entry = memo.get(key)
+        if not (isinstance(entry, list) and len(entry) == 4 and entry[:3] == stat):
+            entry, changed = stat + [sha256_file(path)], True
+            memo[key] = entry
+        digest.update(os.path.basename(path).encode('utf-8', 'surrogateescape') + b'\0')
+        digest.update(str(entry[3]).encode('ascii') + b'\0')
+    if changed:
+        with contextlib.suppress(OSError):
+            with atomic_path(memo_path) as tmp, open(tmp, 'w', encoding='utf-8') as fh:
+                json.dump(memo, fh)
+    return digest.hexdigest()
