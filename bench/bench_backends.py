@@ -48,19 +48,29 @@ def onnx_encoder(backend, feature_name, folder):
     return lambda images: session.run(None, {backend.input_name: images})
 
 
+# the command, then its own peak memory: VmHWM of this process's address space, which starts
+# afresh at exec (the rusage maxrss of a child would include this big parent's, copied at fork)
+DRIVER = ("import sys, demo\n"
+          "rc = demo.main(['demo'] + sys.argv[1:])\n"
+          "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+          "print('VmHWM', hwm[0])\n"
+          "sys.exit(rc)\n")
+
+
 def cli(files, cache, out, backend, precision='fp32', img_path=IMAGE, extra=()):
-    """Run the command in a new process -> (seconds, peak RSS in MB)."""
-    cmd = [sys.executable, '-m', 'demo', '--img_path', img_path, '--out_folder', out,
-           '--backend', backend, '--precision', precision] + list(extra)
-    cmd += ['--%s=%s' % kv for kv in files.items()] + ['--%s=True' % k for k in ALL]
+    """Run the command in a new process -> (seconds, its peak RSS in MB)."""
+    args = ['--img_path', img_path, '--out_folder', out, '--backend', backend, '--precision',
+            precision] + list(extra)
+    args += ['--%s=%s' % kv for kv in files.items()] + ['--%s=True' % k for k in ALL]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, RINGNET_CACHE_DIR=cache),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, '-c', DRIVER] + args, cwd=ROOT,
+                          env=dict(os.environ, RINGNET_CACHE_DIR=cache), capture_output=True,
+                          text=True)
     seconds = time.perf_counter() - start
-    if status:
-        raise RuntimeError('%s failed: %s' % (' '.join(cmd), proc.stderr.read()[-2000:]))
-    return seconds, usage.ru_maxrss / 1024.0
+    if proc.returncode:
+        raise RuntimeError('demo %s failed: %s' % (' '.join(args), proc.stderr[-2000:]))
+    kb = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith('VmHWM')]
+    return seconds, int(kb[-1]) / 1024.0
 
 
 def main(argv=None):

@@ -6,6 +6,8 @@ converted by tf2onnx with its outputs renamed ``theta`` and ``vertices``, and co
 TF graph on fixed inputs. int8 quantizes only the operations that compute theta from the image;
 every operation that maps theta to the vertices (the FLAME decoder) stays float32.
 """
+import os
+
 import numpy as np
 
 from run_RingNet import THETA_OP, VERTS_OP
@@ -103,6 +105,20 @@ def quantize_encoder(fp32_path, out_path, calibration):
     """Static int8 (QDQ, per-channel weights) of the QUANTIZED_OPS nodes that compute theta;
     the FLAME decoder stays float32. calibration: (N, S, S, 3) float32 images -> number of
     nodes quantized."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    # fold batch norms into the convolutions first: otherwise they stay separate float ops
+    # between quantized convolutions (measured: 25.9 -> 23.2 ms per image)
+    prepared = out_path + '.prepared.onnx'
+    quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+    try:
+        return _quantize(prepared, out_path, calibration)
+    finally:
+        if os.path.exists(prepared):
+            os.remove(prepared)
+
+
+def _quantize(fp32_path, out_path, calibration):
+    """quantize_encoder on a prepared model."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
