@@ -95,7 +95,8 @@ def build_flags(flag_values=None):
                       'Network runtime. tf: TensorFlow. onnx: ONNX Runtime, converting the '
                       'checkpoint once (about 40 s, verified against TensorFlow, cached) and then '
                       'starting without TensorFlow. auto: onnx if a verified conversion of this '
-                      'checkpoint is cached, else tf', flag_values=fv)
+                      'checkpoint is cached, else tf (it converts only for --precision=int8)',
+                      flag_values=fv)
     flags.DEFINE_enum('precision', 'fp32', ['fp32', 'int8'],
                       'int8: quantize the image encoder (ONNX Runtime; the FLAME decoder stays '
                       'float32), converted once, checked against fp32 and refused beyond 2 mm',
@@ -131,6 +132,8 @@ def get_config(argv=None):
         raise flags.Error('unexpected argument %r (give images with --img_path)' % rest[1])
     if (fv.max_faces or fv.min_face_size) and not fv.detect_faces:
         raise flags.Error('--max_faces and --min_face_size need --detect_faces')
+    if fv.precision != 'fp32' and fv.backend == 'tf':
+        raise flags.Error('--precision=%s needs --backend=onnx (or auto)' % fv.precision)
     return fv
 
 

@@ -103,3 +103,10 @@ def test_nothing_left_to_skip_loads_no_network(tmp_path):
                                         tmp_path)
     assert (rc, tf_loaded) == (0, False)
     assert '0 of 1 image(s) done, 1 skipped' in stdout
+
+
+def test_int8_on_tensorflow_is_refused_before_anything_runs(tmp_path):
+    rc, tf_loaded, _, err = run_main(['--precision=int8', '--backend=tf'], tmp_path)
+    assert (rc, tf_loaded) == (2, False)
+    assert error_lines(err) == ['error: --precision=int8 needs --backend=onnx (or auto) '
+                                '(see --help)']

@@ -97,7 +97,7 @@ def copy_cache(cache, tmp_path):
     return target
 
 
-def test_truncated_model_is_replaced_even_by_two_processes_at_once(checkpoint_v2,
+def test_truncated_model_is_replaced_once_by_two_processes_at_once(checkpoint_v2,
                                                                    flame_assets, cache,
                                                                    tmp_path):
     load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
@@ -113,12 +113,17 @@ def test_truncated_model_is_replaced_even_by_two_processes_at_once(checkpoint_v2
                               + ['--out_folder', str(tmp_path / ('o%d' % k))], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k in range(2)]
+    errs = []
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
-        assert 'converting the checkpoint' in err
+        errs.append(err)
+    # one converts, the other waits for it and takes its model from the cache
+    assert sum('converting the checkpoint' in err for err in errs) == 1
     backend = entry.model('fp32')  # an intact, verified model is cached again
     assert backend is not None
+    models = [n for n in os.listdir(entry.folder) if n.startswith('fp32-')]
+    assert models == [entry.record('fp32')['file']]  # the truncated one is gone
     images = np.random.default_rng(0).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
     net = tf_backend(checkpoint_v2)
     (v_tf, t_tf), (v_onnx, t_onnx) = net.predict(images, True), backend.predict(images)
@@ -132,7 +137,19 @@ def test_a_changed_checkpoint_is_converted_again(flame_assets, cache, tmp_path):
     write_checkpoint(prefix, flame_assets['flame_model'], variant='v2', seed=7)
     load_backend(prefix, backend='onnx', cache_dir=str(cache), say=said.append)
     assert len(said) == 1 and said[0].startswith('converting')
-    write_checkpoint(prefix, flame_assets['flame_model'], variant='v2', seed=8)  # new weights
+    # new weights written into the same files, timestamps put back (as `cp -p` or an archive
+    # would): size, mtime and inode are unchanged, only the content (and ctime) differ
+    other = write_checkpoint(str(tmp_path / 'other' / 'ring_6_68641'),
+                             flame_assets['flame_model'], variant='v2', seed=8)
+    for suffix in ('.meta', '.index', '.data-00000-of-00001'):
+        target = prefix + suffix
+        before = os.stat(target)
+        with open(other + suffix, 'rb') as src:
+            data = src.read()
+        assert len(data) == before.st_size
+        with open(target, 'r+b') as fh:
+            fh.write(data)
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
     backend = load_backend(prefix, backend='onnx', cache_dir=str(cache), say=said.append)
     assert len(said) == 2 and said[1].startswith('converting')
     images = np.random.default_rng(1).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
@@ -160,3 +177,48 @@ def test_int8_reports_its_error_and_is_refused_beyond_the_limit(checkpoint_v2, c
     load_backend(checkpoint_v2, backend='onnx', precision='int8', cache_dir=str(own),
                  say=said.append, int8_max_mm=0.0)
     assert said == []
+
+
+def test_an_unusable_cache_or_a_failing_conversion_runs_on_tensorflow(checkpoint_v2, tmp_path,
+                                                                      monkeypatch):
+    from run_RingNet import RingNet_inference
+    from util import onnx_convert
+    blocked = tmp_path / 'a_file'
+    blocked.write_text('not a folder')  # nothing can be created below it
+    said = []
+    backend = load_backend(checkpoint_v2, backend='auto', cache_dir=str(blocked),
+                           say=said.append)
+    assert isinstance(backend, RingNet_inference) and said == []  # auto: quietly TF
+
+    def broken(net):
+        raise RuntimeError('tf2onnx failed\nsecond line')
+    monkeypatch.setattr(onnx_convert, 'to_onnx', broken)
+    backend = load_backend(checkpoint_v2, backend='onnx', cache_dir=str(tmp_path / 'c'),
+                           say=said.append)
+    assert isinstance(backend, RingNet_inference)
+    assert said[-1] == ('error: %s: the ONNX conversion failed (RuntimeError: tf2onnx failed); '
+                        'running on TensorFlow' % checkpoint_v2)
+
+
+def test_a_nan_error_is_never_within_the_limit(checkpoint_v2, cache, tmp_path, monkeypatch):
+    from util import onnx_convert
+    from util.onnx_backend import OnnxBackend
+    load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
+    own = copy_cache(cache, tmp_path)
+    monkeypatch.setattr(onnx_convert, 'compare', lambda a, b, images: {
+        'theta_max': 0.0, 'vertices_max_m': float('nan'), 'vertices_mean_m': 0.0})
+    said = []
+    backend = load_backend(checkpoint_v2, backend='onnx', precision='int8', cache_dir=str(own),
+                           say=said.append)
+    assert any('refused' in line for line in said)
+    assert isinstance(backend, OnnxBackend) and os.path.basename(backend.path).startswith('fp32-')
+
+
+def test_a_garbled_digest_memo_is_only_a_rehash(checkpoint_v2, cache, tmp_path):
+    from util.onnx_backend import OnnxBackend
+    load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
+    own = copy_cache(cache, tmp_path)
+    for garbage in ('null', '[1]', '{"x": 5}', '{'):
+        (own / 'onnx' / 'file-digests.json').write_text(garbage)
+        assert isinstance(load_backend(checkpoint_v2, backend='auto', cache_dir=str(own)),
+                          OnnxBackend)

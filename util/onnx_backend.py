@@ -37,8 +37,9 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
             raise OnnxModelError('%s: cannot load the ONNX model (%s)'
-                                 % (path, str(exc).strip().splitlines()[-1:] or exc)) from exc
+                                 % (path, lines[-1])) from exc
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
         inputs = self.session.get_inputs()
         if set(outputs) != {THETA, VERTICES} or len(inputs) != 1 or len(inputs[0].shape) != 4:

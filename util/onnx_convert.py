@@ -85,8 +85,8 @@ class _Feed:
 
 def calibration_images(path, size=224, count=CALIBRATION_VARIANTS):
     """(count, size, size, 3) float32 crops of the image at ``path`` (the repository's
-    public-domain sample): plain and mirrored, cropped a little tighter each time, and dimmed
-    by 0-10 %, through the original's preprocessing."""
+    public-domain sample): plain and mirrored, cropped a little tighter each time, and with
+    the contrast lowered by 0-10 % toward mid-grey, through the original's preprocessing."""
     from util.io.image_io import load_image
     from util.preprocess import preprocess_image
     image = load_image(path)

@@ -4,7 +4,7 @@ Entries (the --demo assets, ONNX conversions) live in ``$RINGNET_CACHE_DIR``, el
 ``$XDG_CACHE_HOME/ringnet``, else ``~/.cache/ringnet``. A conversion is keyed by the sha256 of
 its source files' contents; hashing a large checkpoint on every start would cost most of a
 cold start, so each file's digest is remembered against its (size, mtime, inode): a file that
-changes gets a new stat and is hashed again.
+changes gets a new stat (its ctime at least) and is hashed again.
 """
 import contextlib
 import hashlib
@@ -34,31 +34,35 @@ def sha256_file(path, chunk=1 << 22):
 
 
 def _stat_key(path):
+    """What changes when a file's content may have: size, mtime, inode, and ctime (which no
+    tool can set back, unlike mtime: a copy that keeps timestamps still gets a new ctime)."""
     st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
 def files_digest(paths, cache_dir):
     """Hex sha256 over the names (not folders) and contents of ``paths``, in the given order.
 
     Per-file digests are memoised in ``cache_dir``/file-digests.json by absolute path and
-    (size, mtime_ns, inode); the memo is only a shortcut, and a lost or garbled memo costs one
-    re-hash.
+    (size, mtime_ns, inode, ctime_ns); the memo is only a shortcut: a lost or garbled memo
+    costs one re-hash, and one that cannot be written is simply not kept.
     """
     memo_path = os.path.join(cache_dir, DIGEST_MEMO)
     memo = {}
     with contextlib.suppress(OSError, ValueError):
         with open(memo_path, encoding='utf-8') as fh:
-            memo = dict(json.load(fh))
+            memo = json.load(fh)
+    if not isinstance(memo, dict):  # garbled: start again
+        memo = {}
     digest, changed = hashlib.sha256(), False
     for path in paths:
         key, stat = os.path.abspath(path), _stat_key(path)
         entry = memo.get(key)
-        if not (isinstance(entry, list) and len(entry) == 4 and entry[:3] == stat):
+        if not (isinstance(entry, list) and len(entry) == 5 and entry[:4] == stat):
             entry, changed = stat + [sha256_file(path)], True
             memo[key] = entry
         digest.update(os.path.basename(path).encode('utf-8', 'surrogateescape') + b'\0')
-        digest.update(str(entry[3]).encode('ascii') + b'\0')
+        digest.update(str(entry[4]).encode('ascii') + b'\0')
     if changed:
         with contextlib.suppress(OSError):
             with atomic_path(memo_path) as tmp, open(tmp, 'w', encoding='utf-8') as fh:

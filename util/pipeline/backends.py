@@ -13,12 +13,15 @@ per checkpoint into the user cache; docs/formats.md §13). A run that finds a ve
 conversion in the cache never imports TensorFlow.
 """
 import contextlib
+import hashlib
 import json
 import os
-import hashlib
 import sys
 import tempfile
+import time
 import types
+
+import numpy as np
 
 from util.io.atomic import atomic_path
 from util.io.cache import default_cache_dir, files_digest, sha256_file
@@ -40,10 +43,12 @@ def load_backend(load_path, batch_size=1, backend='tf', precision='fp32', cache_
 
     backend: 'tf' (TensorFlow), 'onnx' (ONNX Runtime; converts and verifies on first use) or
     'auto' (ONNX when a verified conversion of this checkpoint is cached, TensorFlow
-    otherwise: auto never converts by itself, so outputs change from TensorFlow's only after
-    an explicit --backend=onnx). precision 'int8' (ONNX only, converted on first use)
-    quantizes the image encoder. ``say`` (default: print to stderr) gets the one-line
-    notices: converting, conversion refused, int8 errors.
+    otherwise: auto does not convert for fp32, so outputs change from TensorFlow's only after
+    --backend=onnx or --precision=int8 was asked for). precision 'int8' (ONNX only, converted
+    on first use) quantizes the image encoder. ``say`` (default: print to stderr) gets the
+    one-line notices: converting, conversion refused or failed, int8 errors. Any failure of
+    the ONNX side (cache folder not writable, onnxruntime / tf2onnx missing, a conversion that
+    fails or differs) is one notice, and TensorFlow runs.
     """
     say = say or (lambda line: print(line, file=sys.stderr))
     if backend not in BACKENDS or precision not in PRECISIONS:
@@ -53,13 +58,19 @@ def load_backend(load_path, batch_size=1, backend='tf', precision='fp32', cache_
         if precision != 'fp32':
             raise ValueError('--precision=%s needs --backend=onnx (or auto)' % precision)
         return tf_backend(load_path, batch_size)
-    entry = ConversionCache(load_path, cache_dir)
-    cached = entry.model(precision)
+    try:
+        entry = ConversionCache(load_path, cache_dir)
+        cached = entry.model(precision)
+    except Exception as exc:  # noqa: BLE001 - no usable cache: the run goes on, on TF
+        if backend == 'onnx' or precision != 'fp32':
+            say('error: ONNX Runtime cannot be used (%s); running on TensorFlow' % _line(exc))
+        return tf_backend(load_path, batch_size)
     if cached is not None:
         return cached
     if backend == 'auto' and precision == 'fp32':
         return tf_backend(load_path, batch_size)
-    return entry.convert(precision, tf_backend(load_path, batch_size), say, int8_max_mm)
+    return entry.convert(precision, lambda: tf_backend(load_path, batch_size), say,
+                         int8_max_mm)
 
 
 def tf_backend(load_path, batch_size=1):
@@ -74,19 +85,30 @@ def checkpoint_paths(load_path):
     return [prefix + '.meta', prefix + '.index'] + data_shards(prefix)
 
 
+def _line(exc):
+    """One line saying what went wrong."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), '')
+    return '%s: %s' % (type(exc).__name__, text) if text else type(exc).__name__
+
+
+def _within(errors, limits):
+    """True when every limited error is a number at most its limit (NaN fails)."""
+    return all(np.isfinite(errors[k]) and errors[k] <= limit for k, limit in limits.items())
+
+
 class ConversionCache:
     """The cache entry of one checkpoint: CACHE/onnx/<sha256 of the checkpoint files>/.
 
     For each precision a record PRECISION.json names the model file (its name holds the
     model's own sha256, so concurrent writers never overwrite each other's file) and holds
     the measured errors; the record is written last, atomically, and a model whose bytes do
-    not match it is ignored (and converted again).
+    not match it is ignored (and converted again by a run that converts). Creating the object
+    writes nothing (a read-only cache still serves its models).
     """
 
     def __init__(self, load_path, cache_dir=None):
         self.load_path = load_path
         root = os.path.join(cache_dir or default_cache_dir(), 'onnx')
-        os.makedirs(root, exist_ok=True)
         self.folder = os.path.join(root, files_digest(checkpoint_paths(load_path), root))
 
     def record(self, precision):
@@ -106,7 +128,7 @@ class ConversionCache:
             return None
         if record.get('refused'):
             return self.model('fp32') if precision == 'int8' else None
-        path = os.path.join(self.folder, str(record.get('file', '')))
+        path = os.path.join(self.folder, os.path.basename(str(record.get('file', ''))))
         if not os.path.isfile(path) or sha256_file(path) != record.get('sha256'):
             return None
         try:
@@ -115,7 +137,7 @@ class ConversionCache:
             return None
 
     def _store(self, precision, data, record):
-        """Write model bytes and then its record; -> the model's path."""
+        """Write model bytes and then its record; remove the superseded models -> the path."""
         os.makedirs(self.folder, exist_ok=True)
         sha = hashlib.sha256(data).hexdigest()
         name = '%s-%s.onnx' % (precision, sha[:16])
@@ -123,50 +145,79 @@ class ConversionCache:
         with atomic_path(path) as tmp, open(tmp, 'wb') as fh:
             fh.write(data)
         self._write_record(precision, dict(record, file=name, sha256=sha))
+        self._tidy(precision, name)
         return path
 
     def _write_record(self, precision, record):
+        os.makedirs(self.folder, exist_ok=True)
         with atomic_path(os.path.join(self.folder, precision + '.json')) as tmp, \
                 open(tmp, 'w', encoding='utf-8') as fh:
             json.dump(record, fh, indent=1)
 
-    def convert(self, precision, net, say, int8_max_mm=INT8_MAX_VERTEX_MM):
-        """Convert (and for int8 quantize) ``net``, verify, cache -> the backend to use:
-        ONNX if verified, else ``net`` (TensorFlow) with a one-line notice."""
+    def _tidy(self, precision, keep):
+        """Remove other PRECISION-*.onnx files (superseded; called under the entry's lock)
+        and scratch files a killed run left more than a day ago."""
+        stale = time.time() - 86400
+        for name in os.listdir(self.folder):
+            path = os.path.join(self.folder, name)
+            superseded = name.startswith(precision + '-') and name.endswith('.onnx') \
+                and name != keep
+            leftover = (name.startswith('.') and name != '.lock'
+                        and os.path.getmtime(path) < stale)
+            if superseded or leftover:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+
+    def convert(self, precision, make_net, say, int8_max_mm=INT8_MAX_VERTEX_MM):
+        """Convert (and for int8 quantize), verify, cache -> the backend to use: ONNX if
+        verified, else TensorFlow (``make_net()``) after a one-line notice."""
+        net = None
+        try:
+            # one converter per checkpoint at a time: a second process waits, then finds the
+            # first one's model in the cache
+            with _locked(self.folder):
+                cached = self.model(precision)
+                if cached is not None:
+                    return cached
+                fp32 = self.model('fp32')
+                if fp32 is None:
+                    net = make_net()
+                    fp32 = self._convert_fp32(net, say)
+                    if fp32 is None:
+                        return net
+                return fp32 if precision == 'fp32' else self._int8(fp32, say, int8_max_mm)
+        except Exception as exc:  # noqa: BLE001 - a failed conversion must not stop the run
+            say('error: %s: the ONNX conversion failed (%s); running on TensorFlow'
+                % (self.load_path, _line(exc)))
+            return net if net is not None else make_net()
+
+    def _convert_fp32(self, net, say):
+        """The checked fp32 model, cached -> OnnxBackend, or None when it is refused."""
         from util import onnx_convert
-        fp32 = self.model('fp32')
-        if fp32 is None:
-            say('converting the checkpoint for ONNX Runtime, once (about 40 s); later runs load '
-                'it from %s without TensorFlow' % self.folder)
-            data = onnx_convert.to_onnx(net)
-            with _scratch(self.folder, data) as path:
-                errors = onnx_convert.compare(net, OnnxBackend(path),
-                                              onnx_convert.check_images())
-            bad = {k: v for k, v in errors.items() if k in FP32_LIMITS and v > FP32_LIMITS[k]}
-            if bad:
-                say('error: %s: the ONNX conversion differs from TensorFlow (%s); refused, '
-                    'running on TensorFlow' % (self.load_path, _errors_text(errors)))
-                return net
-            fp32 = OnnxBackend(self._store('fp32', data, {'errors_vs_tf': errors}))
-        if precision == 'fp32':
-            return fp32
-        return self._int8(fp32, say, int8_max_mm)
+        say('converting the checkpoint for ONNX Runtime, once (about 40 s); later runs load it '
+            'from %s without TensorFlow' % self.folder)
+        data = onnx_convert.to_onnx(net)
+        with _scratch(self.folder, data) as path:
+            errors = onnx_convert.compare(net, OnnxBackend(path), onnx_convert.check_images())
+        if not _within(errors, FP32_LIMITS):
+            say('error: %s: the ONNX conversion differs from TensorFlow (%s); refused, '
+                'running on TensorFlow' % (self.load_path, _errors_text(errors)))
+            return None
+        return OnnxBackend(self._store('fp32', data, {'errors_vs_tf': errors}))
 
     def _int8(self, fp32, say, max_mm):
         from util import onnx_convert
-        record = self.record('fp32')
-        fp32_path = os.path.join(self.folder, record['file'])
         calibration = onnx_convert.calibration_images(SAMPLE_IMAGE)
         say('quantizing the image encoder to int8, once (calibrated on %d variants of %s)'
             % (len(calibration), os.path.relpath(SAMPLE_IMAGE)))
         with _scratch(self.folder, b'') as out:
-            onnx_convert.quantize_encoder(fp32_path, out, calibration)
+            onnx_convert.quantize_encoder(fp32.path, out, calibration)
             int8 = OnnxBackend(out)
             errors = onnx_convert.compare(fp32, int8, calibration)
             with open(out, 'rb') as fh:
                 data = fh.read()
         say('int8 vs fp32 on the calibration images: %s' % _errors_text(errors))
-        if errors['vertices_max_m'] * 1e3 > max_mm:
+        if not _within(errors, {'vertices_max_m': max_mm / 1e3, 'theta_max': np.inf}):
             say('error: int8 moves vertices by %.2f mm (limit %.1f mm): refused, running '
                 'ONNX fp32' % (errors['vertices_max_m'] * 1e3, max_mm))
             self._write_record('int8', {'refused': True, 'errors_vs_fp32': errors,
@@ -174,6 +225,23 @@ class ConversionCache:
             return fp32
         return OnnxBackend(self._store('int8', data, {'errors_vs_fp32': errors,
                                                       'limit_mm': max_mm}))
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    """Hold an exclusive lock on ``folder``/.lock (POSIX flock; no lock where there is none)."""
+    os.makedirs(folder, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent converters each write their own file
+        yield
+        return
+    with open(os.path.join(folder, '.lock'), 'a') as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -188,6 +256,8 @@ def _scratch(folder, data):
     finally:
         with contextlib.suppress(OSError):
             os.remove(path)
+        with contextlib.suppress(OSError):
+            os.remove(path + '.prepared.onnx')
 
 
 def _errors_text(errors):
