@@ -6,6 +6,7 @@ converted by tf2onnx with its outputs renamed ``theta`` and ``vertices``, and co
 TF graph on fixed inputs. int8 quantizes only the operations that compute theta from the image;
 every operation that maps theta to the vertices (the FLAME decoder) stays float32.
 """
+import logging
 import os
 
 import numpy as np
@@ -29,11 +30,22 @@ def frozen_graph_def(net):
 
 def to_onnx(net):
     """RingNet_inference -> serialized ONNX model (bytes), outputs ``theta``, ``vertices``."""
+    import tensorflow as tf
     import tf2onnx
-    model, _ = tf2onnx.convert.from_graph_def(
-        frozen_graph_def(net), input_names=[net.images.name],
-        output_names=[THETA_OP + ':0', VERTS_OP + ':0'], opset=OPSET,
-        tensors_to_rename={THETA_OP + ':0': THETA, VERTS_OP + ':0': VERTICES})
+    # TF's deprecation notices for the TF1 freezing API and tf2onnx's progress lines are not
+    # for the user: the one-line notice of util.pipeline.backends says what happens
+    loggers = [tf.get_logger(), logging.getLogger('tf2onnx')]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        model, _ = tf2onnx.convert.from_graph_def(
+            frozen_graph_def(net), input_names=[net.images.name],
+            output_names=[THETA_OP + ':0', VERTS_OP + ':0'], opset=OPSET,
+            tensors_to_rename={THETA_OP + ':0': THETA, VERTS_OP + ':0': VERTICES})
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
     return model.SerializeToString()
 
 
