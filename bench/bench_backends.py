@@ -15,15 +15,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-from bench.bench_demo import encoder_feature, per_call  # noqa: E402
-
-IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
-ALL = dict(save_obj_file=True, save_flame_parameters=True, neutralize_expression=True,
-           save_texture=True)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# bench_demo sets the path and TensorFlow's log level; the sample and the flags are its own
+from bench.bench_demo import ALL_OUTPUTS as ALL  # noqa: E402
+from bench.bench_demo import IMAGE, ROOT, encoder_feature, per_call  # noqa: E402
 
 
 def assets(folder):

@@ -170,17 +170,11 @@ def lambertian_colors(v_cam, faces, color=LIGHT_BLUE):
     LambertianPointLight: with outward winding the camera-facing side is the lit one.
     """
     v_cam = np.ascontiguousarray(v_cam, dtype=np.float64)
+    if v_cam.ndim != 2 or v_cam.shape[1] != 3:
+        raise ValueError('lambertian_colors: expected (V,3) vertices, got %s' % (v_cam.shape,))
     normals = vertex_normals(v_cam, faces)
-    if v_cam.ndim == 2 and v_cam.shape[1] == 3 and normals.shape == v_cam.shape:
-        shade = np.empty(len(v_cam))
-        _lambert_shade_kernel(v_cam, np.ascontiguousarray(normals), *_light_positions(), shade)
-    else:  # the NumPy formulation (and its errors)
-        turn = y_rotation(_LIGHT_TURN_DEG)
-        shade = np.zeros(len(v_cam))
-        for position, intensity in _LIGHTS:
-            to_light = np.asarray(position) @ turn - v_cam
-            to_light /= np.linalg.norm(to_light, axis=1, keepdims=True)
-            shade += intensity * np.maximum(np.sum(normals * to_light, axis=1), 0.)
+    shade = np.empty(len(v_cam))
+    _lambert_shade_kernel(v_cam, np.ascontiguousarray(normals), *_light_positions(), shade)
     return np.clip(shade[:, None] * np.asarray(color, dtype=np.float64), 0., 1.)
 
 

@@ -133,30 +133,33 @@ def _scaled_floor(m, e, s, limbs):
 
 
 @numba.njit(cache=True)
-def _write_digits(r, n, out, pos):
-    """The n decimal digits of 0 <= r < 10**n (leading zeros kept) at out[pos:] -> pos + n."""
-    u = np.uint64(r)
+def _write_pairs(u, count, out, i):
+    """Write the last ``count`` decimal digits of u (uint64) ending before out[i], two at a
+    time, -> (u without them, the new i)."""
     hundred = np.uint64(100)
-    end = pos + n
-    i = end
-    if n > 8:  # the low 8 digits apart: two short chains of dependent divisions
-        low = u % np.uint64(100000000)
-        u = u // np.uint64(100000000)
-        for _ in range(4):
-            d = low % hundred
-            low = low // hundred
-            out[i - 1] = _DIGIT_PAIRS[2 * d + 1]
-            out[i - 2] = _DIGIT_PAIRS[2 * d]
-            i -= 2
-        n -= 8
-    while n >= 2:
+    while count >= 2:
         d = u % hundred
         u = u // hundred
         out[i - 1] = _DIGIT_PAIRS[2 * d + 1]
         out[i - 2] = _DIGIT_PAIRS[2 * d]
         i -= 2
-        n -= 2
-    if n:
+        count -= 2
+    return u, i
+
+
+@numba.njit(cache=True)
+def _write_digits(r, n, out, pos):
+    """The n decimal digits of 0 <= r < 10**n (leading zeros kept) at out[pos:] -> pos + n."""
+    u = np.uint64(r)
+    end = pos + n
+    i = end
+    if n > 8:  # the low 8 digits apart: two short chains of dependent divisions
+        low = u % np.uint64(100000000)
+        u = u // np.uint64(100000000)
+        _, i = _write_pairs(low, 8, out, i)
+        n -= 8
+    u, i = _write_pairs(u, n - n % 2, out, i)
+    if n % 2:
         out[i - 1] = u + np.uint64(48)
     return end
 
