@@ -17,8 +17,9 @@ def build_flags(flag_values=None):
     fv = flags.FlagValues() if flag_values is None else flag_values
     # --- the original's flags (names and defaults unchanged) ---
     flags.DEFINE_string('img_path', './input_images/000001.jpg',
-                        'Image to run: a file, a folder (every image in it), a glob pattern '
-                        "(quote it; ** spans folders) or a .txt list of paths, one per line",
+                        'Image or video to run: a file, a folder (every image and video in '
+                        'it), a glob pattern (quote it; ** spans folders) or a .txt list of '
+                        'paths, one per line',
                         flag_values=fv)
     flags.DEFINE_string('out_folder', './RingNet_output',
                         'The output path to store images', flag_values=fv)
@@ -62,7 +63,8 @@ def build_flags(flag_values=None):
                          "crop (the original's behaviour; give it a loose crop of one face)",
                          flag_values=fv)
     flags.DEFINE_integer('max_faces', 0, 'With --detect_faces: keep the N largest faces '
-                         '(0: all)', lower_bound=0, flag_values=fv)
+                         '(0: all); in a video, follow N faces (0 or 1: one), each its own '
+                         'track NAME_face<k>', lower_bound=0, flag_values=fv)
     flags.DEFINE_integer('min_face_size', 0,
                          'With --detect_faces: smallest face box side in input pixels (0: '
                          'auto, 40 px or 1/32 of the longer image side, whichever is larger; '
@@ -101,6 +103,20 @@ def build_flags(flag_values=None):
                       'int8: quantize the image encoder (ONNX Runtime; the FLAME decoder stays '
                       'float32), converted once, checked against fp32 and refused beyond 2 mm',
                       flag_values=fv)
+    flags.DEFINE_integer('every_n_frames', 1, 'Videos: run on every N-th frame only',
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer('max_frames', 0, 'Videos: stop after this many frames (0: all)',
+                         lower_bound=0, flag_values=fv)
+    flags.DEFINE_boolean('smooth', False,
+                         "Videos: smooth each track over time with a One-Euro filter (camera, "
+                         "pose, expression; the shape is the track's median). Off: every "
+                         "frame's own result, as for a photo", flag_values=fv)
+    flags.DEFINE_float('smooth_min_cutoff', 1.0, 'With --smooth: the cutoff frequency (Hz) at '
+                       'rest; lower is smoother and lags more', flag_values=fv)
+    flags.DEFINE_float('smooth_beta', 0.5, 'With --smooth: how much the cutoff rises with '
+                       'speed; higher lags less in fast motion', flag_values=fv)
+    flags.DEFINE_float('smooth_d_cutoff', 1.0, 'With --smooth: the cutoff frequency (Hz) of '
+                       'the speed estimate', flag_values=fv)
     flags.DEFINE_string('template_mesh', '',
                         'Optional OBJ/PLY mesh whose faces replace those of the FLAME model file '
                         '(e.g. the original FLAME_sample.ply)', flag_values=fv)
@@ -132,6 +148,9 @@ def get_config(argv=None):
         raise flags.Error('unexpected argument %r (give images with --img_path)' % rest[1])
     if (fv.max_faces or fv.min_face_size) and not fv.detect_faces:
         raise flags.Error('--max_faces and --min_face_size need --detect_faces')
+    if not (fv.smooth_min_cutoff > 0 and fv.smooth_d_cutoff > 0 and fv.smooth_beta >= 0):
+        raise flags.Error('--smooth_min_cutoff and --smooth_d_cutoff must be above 0, '
+                          '--smooth_beta at least 0')
     if fv.precision != 'fp32' and fv.backend == 'tf':
         raise flags.Error('--precision=%s needs --backend=onnx (or auto)' % fv.precision)
     return fv

@@ -2,8 +2,8 @@
 
 Thin by design: parse flags, list the inputs (and those --skip_existing skips), check the output
 folder, find the model files, pick the backend, run the pipeline with a manifest and a progress
-bar, print one summary line and set the exit status: 0 all images done (or skipped), 1 some
-image failed, 2 nothing could start (a wrong flag, no input, an output folder that
+bar, print one summary line and set the exit status: 0 all inputs done (or skipped), 1 some
+input failed (or a video was cut short), 2 nothing could start (a wrong flag, no input, an output folder that
 cannot be written, model files missing or unusable), 130 / 143 interrupted by SIGINT / SIGTERM.
 Answers that need no network come before TensorFlow is imported.
 """
@@ -23,7 +23,7 @@ from util.pipeline import Pipeline  # noqa: E402
 from util.pipeline.backends import load_backend  # noqa: E402
 from util.pipeline.model_files import resolve_model_files  # noqa: E402
 from util.pipeline.manifest import Manifest, read_manifest  # noqa: E402
-from util.pipeline.outputs import existing_outputs  # noqa: E402
+from util.pipeline.outputs import finished_outputs  # noqa: E402
 from util.pipeline.pipeline import RunResult, printable  # noqa: E402
 from util.pipeline.progress import Progress, wants_bar  # noqa: E402
 from util.pipeline.sources import (InputError, clashing, input_entries,  # noqa: E402
@@ -54,18 +54,22 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def summary(done, total, out_folder, interrupted, skipped=0):
-    """The final line: how many images were done (and skipped), and where (only if any were)."""
-    line = '%d of %d image(s) done' % (done, total)
+def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None):
+    """The final line: how many inputs were done (and skipped), and where (only if any were);
+    the codec of the overlay videos when there were videos."""
+    line = '%d of %d input(s) done' % (done, total)
     if skipped:
         line += ', %d skipped (outputs already there)' % skipped
     if done or skipped:
         line += ', outputs in %s' % printable(out_folder)
+    if video_codec:
+        line += ', overlay videos in %s' % video_codec
     return line + ('; interrupted' if interrupted else '')
 
 
 def split_existing(entries, clashes, config):
-    """--skip_existing: ([(index, pending Entry)], [(skipped Entry, its outputs, faces)]).
+    """--skip_existing: ([(index, pending Entry)], [(skipped Entry, its outputs, faces,
+    frames)]).
     An entry whose NAME clashes with an earlier one is never skipped (it is refused)."""
     if not config.skip_existing:
         return list(enumerate(entries)), []
@@ -73,7 +77,7 @@ def split_existing(entries, clashes, config):
     previous = read_manifest(config.out_folder)
     pending, skipped = [], []
     for k, entry in enumerate(entries):
-        found = None if k in clashes else existing_outputs(
+        found = None if k in clashes else finished_outputs(
             config.out_folder, entry.name, config, previous.get(entry.path))
         if found is None:
             pending.append((k, entry))
@@ -115,8 +119,8 @@ def main(argv=None):
         except KeyboardInterrupt:
             print(summary(0, len(entries), config.out_folder, True, len(skipped)))
             return 128 + (stop.signum or signal.SIGINT)
-        for entry, paths, faces in skipped:
-            manifest.append(entry.path, 'skipped', faces=faces, outputs=paths)
+        for entry, paths, faces, frames in skipped:
+            manifest.append(entry.path, 'skipped', faces=faces, outputs=paths, frames=frames)
         with Progress(len(entries), sys.stderr, wants_bar(sys.stderr, config.quiet),
                       initial=len(skipped)) as progress:
             todo = [entry for _, entry in pending]
@@ -125,7 +129,7 @@ def main(argv=None):
                                    progress.stream, manifest, progress)
                       if pipeline else RunResult(0, 0, False))
     print(summary(result.done, len(entries), config.out_folder, result.interrupted,
-                  len(skipped)))
+                  len(skipped), pipeline.video_codec if pipeline else None))
     if result.interrupted:
         return 128 + (stop.signum or signal.SIGINT)
     return 1 if result.failed or result.done + len(skipped) < len(entries) else 0

@@ -128,7 +128,7 @@ def test_corpus_folder(corpus, tmp_path, checkpoint_v2, flame_assets):
         assert reason in line, line
     assert files_under(out) == outputs_of(*GOOD)
     summary = proc.stdout.strip().splitlines()[-1]
-    assert summary == '%d of %d image(s) done, outputs in %s' % (len(GOOD), len(GOOD) + len(BAD),
+    assert summary == '%d of %d input(s) done, outputs in %s' % (len(GOOD), len(GOOD) + len(BAD),
                                                                  out)
     # names written into the textured OBJ/MTL are whole lines
     obj = (out / 'texture' / 'new_line.obj').read_text().splitlines()
@@ -216,7 +216,7 @@ def test_nothing_done_names_no_folder(tmp_path, checkpoint_v2, flame_assets):
     proc = run_demo(['--img_path', str(folder), '--out_folder', str(out)]
                     + model_args(checkpoint_v2, flame_assets))
     assert proc.returncode == 1
-    assert proc.stdout.strip().splitlines()[-1] == '0 of 2 image(s) done'
+    assert proc.stdout.strip().splitlines()[-1] == '0 of 2 input(s) done'
     assert files_under(out) == ['manifest.jsonl']  # the record of what failed, nothing else
     with open(out / 'manifest.jsonl') as fh:
         lines = [json.loads(line) for line in fh]

@@ -235,4 +235,4 @@ def test_leftover_argument_and_empty_folder_are_errors(cache_dir, tmp_path):
     empty = tmp_path / 'empty'
     empty.mkdir()
     proc = run_demo(['--demo', '--img_path', str(empty)], cache_dir)
-    assert proc.returncode == 2 and 'no image files' in proc.stderr
+    assert proc.returncode == 2 and 'no image or video files' in proc.stderr

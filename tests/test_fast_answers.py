@@ -59,7 +59,7 @@ def test_empty_folder_is_rc1_without_tensorflow(tmp_path):
                                       str(tmp_path / 'out')], tmp_path)
     assert (rc, tf_loaded) == (NO_INPUT_RC, False)
     errors = error_lines(err)
-    assert len(errors) == 1 and 'no image files' in errors[0] and str(empty) in errors[0], err
+    assert len(errors) == 1 and 'no image or video files' in errors[0] and str(empty) in errors[0], err
     assert not (tmp_path / 'out').exists()
 
 
@@ -102,7 +102,7 @@ def test_nothing_left_to_skip_loads_no_network(tmp_path):
                                          '--skip_existing', '--load_path', str(tmp_path / 'no')],
                                         tmp_path)
     assert (rc, tf_loaded) == (0, False)
-    assert '0 of 1 image(s) done, 1 skipped' in stdout
+    assert '0 of 1 input(s) done, 1 skipped' in stdout
 
 
 def test_int8_on_tensorflow_is_refused_before_anything_runs(tmp_path):

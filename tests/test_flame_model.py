@@ -289,3 +289,21 @@ def test_theta_layout():
     assert flame_betas(np.ones((4, 100)), np.ones((4, 50)), 120, 60).shape == (4, 180)
     with pytest.raises(ValueError, match='100 shape parameters do not fit'):
         flame_betas(np.ones(100), np.ones(50), n_shape=50)
+
+
+def test_flame_vertices_of_ringnet_parameters_match_the_naive_reference():
+    """util.using_flame_parameters.flame_vertices (--smooth's meshes) against the naive chain
+    fed with the test's own theta -> FLAME mapping (tests/flame_reference.py)."""
+    from util.using_flame_parameters import flame_vertices
+    d = _model_dict(n_betas=14)
+    model = load_model(d)
+    rng = np.random.default_rng(5)
+    pose, shape, expression = rng.normal(size=(3, 6)) * 0.4, rng.normal(size=(3, 4)), \
+        rng.normal(size=(3, 3))
+    verts = flame_vertices(model, pose, shape, expression, n_shape=9)
+    for i in range(3):
+        betas = flame_betas(shape[i], expression[i], n_shape=9, n_expr=5)
+        ref, _ = _reference(d, betas, full_pose(pose[i]), np.zeros(3))
+        np.testing.assert_allclose(verts[i], ref, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match='do not fit'):
+        flame_vertices(model, pose, shape, rng.normal(size=(3, 6)), n_shape=9)

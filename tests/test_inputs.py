@@ -47,7 +47,7 @@ def test_glob_and_list_file(tree, tmp_path):
     # NAMEs keep the sub-folders below the pattern's fixed part, as with --recursive
     assert rel(input_entries(str(tree / '**' / '*.jpg')), tree) == [
         ('a.jpg', 'a'), ('sub/a.jpg', 'sub/a'), ('sub/deeper/c.jpg', 'sub/deeper/c')]
-    with pytest.raises(InputError, match='no image file matches this pattern'):
+    with pytest.raises(InputError, match='no image or video file matches this pattern'):
         input_entries(str(tree / '*.gif'))
     listing = tree / 'list.txt'
     listing.write_text('# images\nb.png\n\nsub/deeper/c.jpg\nmissing.jpg\n%s\n' % (tree / 'a.jpg'))
@@ -58,7 +58,7 @@ def test_glob_and_list_file(tree, tmp_path):
     assert rel(input_entries(str(bom)), tree) == [('b.png', 'b'), ('a.jpg', 'a')]
     empty = tmp_path / 'empty.txt'
     empty.write_text('# nothing\n')
-    with pytest.raises(InputError, match='names no images'):
+    with pytest.raises(InputError, match='names no inputs'):
         input_entries(str(empty))
 
 
@@ -117,7 +117,7 @@ def test_list_with_a_missing_path_and_recursive_outputs(tmp_path, cache):
 
     proc = run(demo_args(out2, '--img_path', str(root / '*.webp')), cache)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == 'error: %s: no image file matches this pattern' % (
+    assert proc.stderr.strip() == 'error: %s: no image or video file matches this pattern' % (
         root / '*.webp')
 
 
@@ -191,7 +191,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path, cache, columns):
     piped = run(demo_args(tmp_path / 'o2', '--img_path', str(folder)), cache)
     assert piped.returncode == 1
     assert '/4' not in piped.stderr and '\r' not in piped.stderr
-    assert piped.stdout.strip().splitlines()[-1].startswith('3 of 4 image(s) done')
+    assert piped.stdout.strip().splitlines()[-1].startswith('3 of 4 input(s) done')
     records = [json.loads(line) for line in open(tmp_path / 'o2' / 'manifest.jsonl')]
     assert [r['status'] for r in records] == ['ok', 'ok', 'failed', 'ok']
 
@@ -200,7 +200,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path, cache, columns):
     rc, quiet = run_on_terminal(quiet_args, dict(os.environ, RINGNET_CACHE_DIR=str(cache)),
                                 columns)
     assert rc == 1 and '/4' not in quiet and 'image/s' not in quiet
-    assert '3 of 4 image(s) done' not in quiet  # the summary goes to stdout, not the terminal
+    assert '3 of 4 input(s) done' not in quiet  # the summary goes to stdout, not the terminal
 
 
 def test_skip_existing_never_hides_a_clash_or_a_mode_change(tmp_path, cache):

@@ -73,7 +73,7 @@ def test_signal_in_the_rename_window_finishes_that_image(tmp_path, run_args, sig
     assert proc.returncode == status, stderr
     assert 'Traceback' not in stderr
     assert stdout.strip().splitlines()[-1] == \
-        '2 of 3 image(s) done, outputs in %s; interrupted' % out
+        '2 of 3 input(s) done, outputs in %s; interrupted' % out
     assert files_under(out) == outputs_of('a', 'b')  # b finished, c never started writing
 
 
@@ -133,7 +133,7 @@ def test_rerun_with_skip_existing_does_only_the_rest(tmp_path, run_args):
     assert rerun.returncode == 0, rerun.stderr
     assert log.read_text().split() == ['c']  # the network ran for the missing input only
     assert rerun.stdout.strip().splitlines()[-1] == \
-        '1 of 3 image(s) done, 2 skipped (outputs already there), outputs in %s' % out
+        '1 of 3 input(s) done, 2 skipped (outputs already there), outputs in %s' % out
     assert files_under(out) == outputs_of('a', 'b', 'c')  # no partial file anywhere
     assert all(os.stat(os.path.join(str(out), p)).st_mtime_ns == t for p, t in before.items())
     second = manifest_records(out)

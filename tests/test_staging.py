@@ -57,6 +57,40 @@ def test_rename_failing_partway_rolls_back_the_ones_done(tmp_path, monkeypatch):
     assert files_under(tmp_path) == ['images/other.png']
 
 
+def test_staged_files_are_moved_with_the_contents_and_rolled_back_with_them(tmp_path,
+                                                                          monkeypatch):
+    """Files written ahead into the staging folder (a clip's video and meshes) join the
+    commit: all in place together, or none (and the staged files gone)."""
+    with Staging(str(tmp_path)) as staging:
+        video, mesh = staging.new_file('.mp4'), staging.new_file('.obj')
+        assert video != mesh and os.path.dirname(video) == staging.folder
+        open(video, 'wb').write(b'mp4')
+        open(mesh, 'wb').write(b'obj')
+        staging.commit({'params/c.npz': b'npz'}, {'video/c.mp4': video, 'mesh/c/000003.obj': mesh})
+    assert files_under(tmp_path) == ['mesh/c/000003.obj', 'params/c.npz', 'video/c.mp4']
+    assert (tmp_path / 'video' / 'c.mp4').read_bytes() == b'mp4'
+
+    out = tmp_path / 'second'
+    real = os.replace
+
+    def replace(src, dst):
+        if dst.endswith('000003.obj'):
+            raise OSError(28, 'No space left on device')
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, 'replace', replace)
+    with Staging(str(out)) as staging, pytest.raises(OSError, match='space'):
+        video, mesh = staging.new_file('.mp4'), staging.new_file('.obj')
+        open(video, 'wb').write(b'mp4')
+        open(mesh, 'wb').write(b'obj')
+        try:
+            staging.commit({'params/c.npz': b'npz'}, {'video/c.mp4': video,
+                                                       'mesh/c/000003.obj': mesh})
+        finally:
+            assert not os.path.exists(video) and not os.path.exists(mesh)
+    assert files_under(out) == []
+
+
 def killed_commit(out, renamed):
     """Leave what a process killed during Staging.commit leaves: its staging folder (of a dead
     pid, on this host) with the journal, the first ``renamed`` outputs already in place and the

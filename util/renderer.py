@@ -268,8 +268,26 @@ def four_panel(image, meshes, faces, points=()):
                              background=turned)
     if front is None:  # no mesh: plain white panels
         front = turned = np.full_like(image, 255)
+    return np.concatenate((image, draw_landmark_sets(overlay, points), front, turned), axis=1)
+
+
+def draw_landmark_sets(image, points):
+    """(H,W,3) uint8 image, points [(K,2) pixels] (one set per face) -> a copy with each set's
+    dots drawn, with a radius of about 1/80 of the set's extent."""
     for pts in points:
         extent = np.ptp(np.asarray(pts, dtype=np.float64).reshape(-1, 2), axis=0).max(initial=0)
-        overlay = draw_points(overlay, pts, max(1, round(extent / 80)) if np.isfinite(extent)
-                              else 1)
-    return np.concatenate((image, overlay, front, turned), axis=1)
+        image = draw_points(image, pts, max(1, round(extent / 80)) if np.isfinite(extent)
+                            else 1)
+    return image
+
+
+def overlay_panel(image, meshes, faces, points=()):
+    """four_panel's second panel alone, at the image's size: (H,W,3) uint8 image, meshes
+    [(vertices (V,3), util.camera.RenderCamera)], faces (F,3), points [(K,2)] -> (H,W,3) uint8
+    with every mesh drawn over the image (a video frame's overlay)."""
+    overlay = np.asarray(image, dtype=np.uint8)
+    height, width = overlay.shape[:2]
+    for vertices, cam in meshes:
+        overlay = render_mesh(to_camera(vertices, cam), faces, cam.f, cam.c, height, width,
+                              background=overlay)
+    return draw_landmark_sets(overlay, points)

@@ -34,6 +34,30 @@ def neutral_vertices(model, shape, n_shape=300):
     return model.v_template + offsets.reshape(shape.shape[:-1] + (n_verts, 3))
 
 
+# FLAME's joints are global, neck, jaw, left eye, right eye; RingNet's pose is global and jaw
+POSED_JOINTS = (0, 2)
+
+
+def flame_vertices(model, pose, shape, expression, n_shape=300):
+    """The mesh of RingNet parameters (docs/formats.md §2): pose (N,6) global and jaw
+    axis-angle, shape (N,S), expression (N,E) -> vertices (N,V,3) float64 (no translation;
+    the camera places it). FLAME's betas are [shape, 0 .. n_shape, expression, 0 ..], its
+    pose (N,15) has neck and eyes at zero."""
+    pose, shape, expression = (np.atleast_2d(np.asarray(a, dtype=np.float64))
+                               for a in (pose, shape, expression))
+    n = len(pose)
+    n_all = model.shapedirs.shape[2]
+    if shape.shape[1] > n_shape or expression.shape[1] > n_all - n_shape:
+        raise ValueError('%d shape and %d expression parameters do not fit the model\'s %d '
+                         'components' % (shape.shape[1], expression.shape[1], n_all))
+    betas = np.zeros((n, n_all))
+    betas[:, :shape.shape[1]] = shape
+    betas[:, n_shape:n_shape + expression.shape[1]] = expression
+    full_pose = np.zeros((n, len(model.parents), 3))
+    full_pose[:, list(POSED_JOINTS)] = pose.reshape(n, len(POSED_JOINTS), 3)
+    return model.forward(betas, full_pose.reshape(n, -1))[0]
+
+
 def make_prdicted_mesh_neutral(predicted_params_path, flame_model_path):
     """Neutral template Mesh for a params .npy written by the demo (dict with 'shape')."""
     params = load_npy_dict(predicted_params_path)

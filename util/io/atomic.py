@@ -135,20 +135,29 @@ class Staging:
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(self.folder))  # only when empty
 
-    def commit(self, contents):
-        """Write {relative path: bytes} under out_folder, all or none -> the final paths.
+    def new_file(self, suffix=''):
+        """A fresh path inside the staging folder, for an output too big to hold in memory
+        (a video, a clip's meshes): write it there, then hand it to commit(files=...)."""
+        return os.path.join(self.folder, 'f%d%s' % (next(self._count), suffix))
+
+    def commit(self, contents, files=None):
+        """Write {relative path: bytes} under out_folder, and move {relative path: path from
+        new_file()} there, all or none -> the final paths.
 
         Every final path is checked before anything is renamed; if a rename still fails, the
-        files already renamed are removed again, so the set is never partly in place.
+        files already renamed are removed again, so the set is never partly in place (the
+        new_file() paths are removed too).
         """
-        finals = [os.path.join(self.out_folder, rel) for rel in contents]
+        files = files or {}
+        finals = [os.path.join(self.out_folder, rel) for rel in list(contents) + list(files)]
         for final in finals:
             if os.path.isdir(final):
                 raise IsADirectoryError(errno.EISDIR, 'a folder is in the way', final)
             os.makedirs(os.path.dirname(os.path.abspath(final)), exist_ok=True)
         n = next(self._count)
         pairs = [(os.path.join(self.folder, '%d.%d.tmp' % (n, k)), final)
-                 for k, final in enumerate(finals)]
+                 for k, final in enumerate(finals[:len(contents)])]
+        pairs += list(zip(files.values(), finals[len(contents):]))
         journal = os.path.join(self.folder, '%d.journal' % n)
         renamed = []
         try:

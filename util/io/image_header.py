@@ -14,7 +14,7 @@ from collections import namedtuple
 
 import numpy as np
 
-__all__ = ['ImageHeaderError', 'ImageInfo', 'image_info', 'apply_orientation']
+__all__ = ['ImageHeaderError', 'ImageInfo', 'image_format', 'image_info', 'apply_orientation']
 
 
 class ImageHeaderError(ValueError):
@@ -424,11 +424,19 @@ _PARSERS = {'jpeg': _jpeg_info, 'png': _png_info, 'gif': _gif_info, 'bmp': _bmp_
             'webp': _webp_info, 'tiff': _tiff_info}
 
 
-def _detect(data):
-    """Magic bytes -> format name. Data too short for a signature it starts like is a cut header."""
+def image_format(data):
+    """The first bytes of a file -> the image format its magic bytes name, or None."""
     for fmt, parts in _SIGNATURES:
         if all(data[o:o + len(sig)] == sig for o, sig in parts):
             return fmt
+    return None
+
+
+def _detect(data):
+    """Magic bytes -> format name. Data too short for a signature it starts like is a cut header."""
+    fmt = image_format(data)
+    if fmt is not None:
+        return fmt
     if not data:
         raise ImageHeaderError('not a recognised image format (empty data)')
     for fmt, parts in _SIGNATURES:

@@ -1,7 +1,7 @@
 """The pipeline's units of work.
 
-A ``Picture`` is one image of the input (a photo, later a video frame): it gets one 4-panel
-image. Its ``frames`` are the crops RingNet runs on: the whole image (the original), or one
+A ``Picture`` is one image of the input (a photo, or a video frame of a ``Clip``): a photo gets
+one 4-panel image, a video frame one frame of the overlay video. Its ``frames`` are the crops RingNet runs on: the whole image (the original), or one
 per detected face. Each frame gets its own mesh, parameters, landmarks and texture.
 """
 import collections
@@ -13,9 +13,23 @@ image: (H,W,3) uint8 RGB; box: (x0, y0, x1, y1) in image pixels to crop around, 
 whole image (the original's crop); face: the face's index in its picture (None: no detection);
 detection: the util.detect.Face it came from (None: no detection)."""
 
-Picture = collections.namedtuple('Picture', 'name image frames')
-Picture.__doc__ = """name: the output NAME of the picture's 4-panel image; image: (H,W,3) uint8
-RGB; frames: [Frame] cropped from it, all written together with the panel."""
+Picture = collections.namedtuple('Picture', 'name image frames index time_s',
+                                 defaults=(None, None))
+Picture.__doc__ = """name: the output NAME of the picture's 4-panel image (of its clip, for a
+video frame); image: (H,W,3) uint8 RGB; frames: [Frame] cropped from it, all written together
+with the panel; index, time_s: a video frame's number in its file and time in seconds (None for
+a photo)."""
+
+Prediction = collections.namedtuple('Prediction', 'image proc_param vertices theta')
+Prediction.__doc__ = """A frame's result: image (H,W,3) uint8 RGB; proc_param of
+util.preprocess.preprocess_image; vertices (V,3) float32; theta (T,) float32."""
+
+Clip = collections.namedtuple('Clip', 'name info expected pictures reread')
+Clip.__doc__ = """A video being read: name: the NAME of its outputs; info:
+util.io.video_io.VideoInfo; expected: how many pictures it should give (0: unknown);
+pictures: an iterator of Picture, one per kept video frame, whose frames are the tracks found
+in it (Frame.name: the track's NAME, Frame.face: its index; see track_name); reread: () -> a
+fresh iterator of the same kept frames as util.io.video_io.VideoFrame (a second pass)."""
 
 
 def whole_picture(name, image):
@@ -52,3 +66,9 @@ def output_name(path, root=None):
 def face_name(name, k):
     """NAME of face ``k`` (numbered from 0) of picture ``name``: NAME_face<k>."""
     return '%s_face%d' % (name, k)
+
+
+def track_name(name, k, n_tracks):
+    """NAME of track ``k`` of clip ``name``: the clip's NAME when it follows one face (or the
+    whole frame), NAME_face<k> when it may follow several (--max_faces > 1)."""
+    return name if n_tracks <= 1 else face_name(name, k)

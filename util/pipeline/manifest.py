@@ -2,9 +2,10 @@
 
 Each run starts the file afresh and writes (and flushes) a line the moment an input is done,
 failed or skipped, so a run that is interrupted or killed still leaves a true record of what
-finished. Lines: {"input", "status" (ok | failed | skipped), "error" (one line or null),
-"faces" (faces processed with --detect_faces, else null), "outputs" (paths relative to OUT),
-"seconds"}.
+finished. Lines: {"input", "status" (ok | failed | skipped | partial: a video cut short, its
+frames kept), "error" (one line or null), "faces" (faces, or a video's tracks, processed with
+--detect_faces, else null), "outputs" (paths relative to OUT), "seconds"}, and for a video
+"frames" (frames written).
 """
 import json
 import os
@@ -13,11 +14,15 @@ import threading
 from util.pipeline.outputs import MANIFEST
 
 
-def manifest_line(source, status, error=None, faces=None, outputs=(), seconds=0.0):
-    """One manifest record as a line of JSON text (ASCII; file names escaped as \\uXXXX)."""
-    return json.dumps({'input': source, 'status': status, 'error': error, 'faces': faces,
-                       'outputs': [p.replace(os.sep, '/') for p in outputs],
-                       'seconds': round(float(seconds), 4)}) + '\n'
+def manifest_line(source, status, error=None, faces=None, outputs=(), seconds=0.0, frames=None):
+    """One manifest record as a line of JSON text (ASCII; file names escaped as \\uXXXX);
+    ``frames`` only for a video."""
+    record = {'input': source, 'status': status, 'error': error, 'faces': faces,
+              'outputs': [p.replace(os.sep, '/') for p in outputs],
+              'seconds': round(float(seconds), 4)}
+    if frames is not None:
+        record['frames'] = frames
+    return json.dumps(record) + '\n'
 
 
 def read_manifest(out_folder):
@@ -58,8 +63,10 @@ class Manifest:
     def __exit__(self, *exc):
         self._fh.close()
 
-    def append(self, source, status, error=None, faces=None, outputs=(), seconds=0.0):
+    def append(self, source, status, error=None, faces=None, outputs=(), seconds=0.0,
+               frames=None):
         """Write one record and flush it to the OS at once."""
         with self._lock:
-            self._fh.write(manifest_line(source, status, error, faces, outputs, seconds))
+            self._fh.write(manifest_line(source, status, error, faces, outputs, seconds,
+                                         frames))
             self._fh.flush()

@@ -22,6 +22,14 @@ OUTPUT_FILES = {
     'landmarks_3d': ('landmarks', '_3d.txt'),
 }
 PICTURE_KINDS = ('panel',)
+# a video clip's outputs (docs/formats.md §14): 'video' per clip, the others per track
+CLIP_FILES = {
+    'video': ('video', '.mp4'),
+    'track': ('params', '.npz'),
+    'track_json': ('params', '.json'),
+    'neutral': ('neutral_mesh', '.obj'),
+}
+FRAME_MESH = 'mesh/%s/%06d.obj'  # a track's mesh of video frame number k
 MANIFEST = 'manifest.jsonl'
 
 
@@ -55,6 +63,21 @@ def output_path(name, kind):
     return os.path.join(folder, name + suffix)
 
 
+def clip_output_path(name, kind, index=None):
+    """Relative path of a clip's output ``kind`` ('video', 'track', 'track_json', 'neutral',
+    or 'frame_mesh' of frame number ``index``) for the clip or track ``name``."""
+    if kind == 'frame_mesh':
+        return os.path.join(*(FRAME_MESH % (name, index)).split('/'))
+    folder, suffix = CLIP_FILES[kind]
+    return os.path.join(folder, name + suffix)
+
+
+def clip_kinds(config):
+    """The per-track output kinds a clip gets with this config (besides the video)."""
+    return (['track'] + (['track_json'] if config.save_flame_parameters else [])
+            + (['neutral'] if config.neutralize_expression else []))
+
+
 def existing_outputs(out_folder, name, config, previous=None):
     """(relative paths, faces) of every requested output of the input named ``name`` when
     they all exist under ``out_folder`` (--skip_existing), else None. faces: how many faces
@@ -85,3 +108,38 @@ def existing_outputs(out_folder, name, config, previous=None):
         frames, faces = [name], None
     paths = [output_path(name, 'panel')] + [output_path(f, k) for f in frames for k in kinds]
     return (paths, faces) if all(there(p) for p in paths) else None
+
+
+def existing_clip_outputs(out_folder, name, config, previous):
+    """(relative paths, faces, frames) of a video's outputs when its previous manifest line
+    (``previous``: status ok or skipped, with 'frames') lists every output this config asks
+    for and all of them exist under ``out_folder``, else None. The tracks are those the
+    previous run wrote (params/TRACK.npz); outputs made with or without --detect_faces are
+    not reused in the other mode."""
+    if (previous.get('status') not in ('ok', 'skipped') or 'frames' not in previous
+            or (previous.get('faces') is None) == bool(config.detect_faces)):
+        return None
+    listed = [p.replace('/', os.sep) for p in previous.get('outputs') or []]
+    track_folder, track_suffix = CLIP_FILES['track']
+    tracks = [os.path.basename(p)[:-len(track_suffix)] for p in listed
+              if os.path.dirname(p) == track_folder and p.endswith(track_suffix)]
+    needed = [clip_output_path(name, 'video')] + [
+        clip_output_path(t, k) for t in tracks for k in clip_kinds(config)]
+    meshes = {t: clip_output_path(t, 'frame_mesh', 0).rsplit(os.sep, 1)[0] + os.sep
+              for t in tracks}
+    if (not tracks or any(p not in listed for p in needed)
+            or (config.save_obj_file and not all(any(p.startswith(m) for p in listed)
+                                                  for m in meshes.values()))
+            or not all(os.path.isfile(os.path.join(out_folder, p)) for p in listed)):
+        return None
+    return listed, previous.get('faces'), previous['frames']
+
+
+def finished_outputs(out_folder, name, config, previous=None):
+    """--skip_existing: (relative paths, faces, frames) of an input whose requested outputs
+    all exist (existing_clip_outputs for a video the previous run recorded, existing_outputs
+    otherwise; frames is None for a photo), else None."""
+    if previous is not None and 'frames' in previous:
+        return existing_clip_outputs(out_folder, name, config, previous)
+    found = existing_outputs(out_folder, name, config, previous)
+    return None if found is None else found + (None,)

@@ -8,6 +8,7 @@ its outputs (and no partial file) behind, and never stops the rest of the batch.
 """
 import collections
 import concurrent.futures
+import functools
 import io
 import os
 import sys
@@ -20,26 +21,26 @@ from util.camera import project, render_camera, to_camera
 from util.io.atomic import Staging, recover_staging
 from util.io.image_io import encode_image
 from util.io.mesh_io import ObjTopology, load_mesh, mtl_name, mtl_text, vertex_text
+from util.io.video_io import best_codec
 from util.landmarks import (landmarks_68, load_dynamic_embedding, load_static_embedding,
                             yaw_from_pose)
+from util.pipeline.clip import ClipRecorder
+from util.pipeline.frames import Clip, Prediction
 from util.pipeline.outputs import frame_kinds, output_path, wants_landmarks
 from util.pipeline.sidecar import json_bytes, params_record
 from util.pipeline.sources import clash_error
 from util.preprocess import preprocess_image
 from util.project_on_mesh import compute_texture_map
-from util.renderer import MAX_PANEL_SIDE, fit_to_side, four_panel
+from util.renderer import MAX_PANEL_SIDE, fit_to_side, four_panel, overlay_panel
 from util.texture_data import load_texture_data
 from util.theta import split_theta
 from util.using_flame_parameters import neutral_vertices
 
-Prediction = collections.namedtuple('Prediction', 'image proc_param vertices theta')
-Prediction.__doc__ = """image (H,W,3) uint8 RGB; proc_param of util.preprocess.preprocess_image;
-vertices (V,3) float32; theta (T,) float32."""
-
 RunResult = collections.namedtuple('RunResult', 'done failed interrupted')
 RunResult.__doc__ = """done / failed: items (inputs) whose outputs were all written / that
-failed (reported); interrupted: the run stopped early on KeyboardInterrupt (SIGINT, or SIGTERM turned
-into one by the command line), after finishing the frame being written."""
+failed or were cut short (reported); interrupted: the run stopped early on KeyboardInterrupt
+(SIGINT, or SIGTERM turned into one by the command line), after finishing the picture being
+written."""
 
 
 def npy_bytes(value):
@@ -93,6 +94,7 @@ class Pipeline:
         self.obj_textured = (ObjTopology(self.flame.f, self.texture_data['vt'],
                                          self.texture_data['ft'])
                              if config.save_texture else None)
+        self.video_codec = None  # util.io.video_io.best_codec(), probed at the first clip
         self.embeddings = ((load_static_embedding(files['flame_static_embedding_path']),
                             load_dynamic_embedding(files['flame_dynamic_embedding_path']))
                            if wants_landmarks(config) else None)
@@ -117,6 +119,37 @@ class Pipeline:
         return landmarks_68(pred.vertices[None], self.flame.f, self.embeddings[0],
                             self.embeddings[1], yaw_from_pose(pose[None]))[0]
 
+    def landmark_points(self, pred, cam):
+        """(68,2) input pixels and (68,3) model coordinates of a prediction's landmarks."""
+        points = self.landmarks(pred)
+        return project(to_camera(points, cam), cam.f, cam.c), points
+
+    def neutral_obj(self, shape):
+        """(S,) shape -> the OBJ bytes of its neutral template (util.using_flame_parameters)."""
+        return self.obj_neutral.obj_text(neutral_vertices(self.flame, shape)).encode()
+
+    def track_row(self, frame, pred):
+        """A video frame's row of its track: {'cam', 'pose', 'shape', 'expression' (float32),
+        'box' (4,) face box (the whole frame without detection) and, with --save_landmarks,
+        'landmarks_2d' (68,2) and 'landmarks_3d' (68,3)}."""
+        cfg = self.config
+        row = split_theta(pred.theta, cfg.pose_params, cfg.shape_params, cfg.expression_params)
+        row = {key: value.copy() for key, value in row.items()}
+        row['box'] = np.asarray(face_box(frame), dtype=np.float64)
+        if cfg.save_landmarks:
+            cam = render_camera(pred.theta[:3], pred.proc_param, cfg.img_size)
+            row['landmarks_2d'], row['landmarks_3d'] = self.landmark_points(pred, cam)
+        return row
+
+    def overlay(self, image, preds):
+        """A video frame (H,W,3) with every found track's mesh over it (landmarks with
+        --draw_landmarks), at the frame's size: four_panel's second panel."""
+        cams = [render_camera(p.theta[:3], p.proc_param, self.config.img_size) for p in preds]
+        points = [self.landmark_points(p, cam)[0] for p, cam in zip(preds, cams)] \
+            if self.config.draw_landmarks else []
+        return overlay_panel(image, [(p.vertices, cam) for p, cam in zip(preds, cams)],
+                             self.faces, points)
+
     def frame_outputs(self, frame, pred, source):
         """{relative path: bytes} of one frame's outputs except the panel."""
         cfg = self.config
@@ -134,16 +167,12 @@ class Pipeline:
             pred.theta, cfg.pose_params, cfg.shape_params, cfg.expression_params).items()}
         if 'params' in kinds:
             out[output_path(name, 'params')] = npy_bytes(params)
-            height, width = pred.image.shape[:2]
-            whole = (0., 0., float(width), float(height))
             detection = frame.detection
             out[output_path(name, 'params_json')] = json_bytes(params_record(
-                params, pred.proc_param, whole if frame.box is None else frame.box,
-                whole if detection is None else detection.box, source, frame.face,
+                params, pred.proc_param, crop_box(frame), face_box(frame), source, frame.face,
                 None if detection is None else detection.score))
         if 'neutral' in kinds:
-            neutral = neutral_vertices(self.flame, params['shape'])
-            out[output_path(name, 'neutral')] = self.obj_neutral.obj_text(neutral).encode()
+            out[output_path(name, 'neutral')] = self.neutral_obj(params['shape'])
         if 'texture' in kinds:
             texture = compute_texture_map(pred.image, pred.vertices, cam, self.texture_data,
                                           self.flame.f)
@@ -153,9 +182,8 @@ class Pipeline:
             out[obj] = self.obj_textured.obj_text(pred.vertices, mtl_name(obj),
                                                   vertex_lines=lines).encode()
         if 'landmarks_3d' in kinds:
-            points = self.landmarks(pred)
-            out[output_path(name, 'landmarks_2d')] = points_text(
-                project(to_camera(points, cam), cam.f, cam.c))
+            points_2d, points = self.landmark_points(pred, cam)
+            out[output_path(name, 'landmarks_2d')] = points_text(points_2d)
             out[output_path(name, 'landmarks_3d')] = points_text(points)
         return out
 
@@ -164,8 +192,8 @@ class Pipeline:
         cams = [render_camera(p.theta[:3], p.proc_param, self.config.img_size) for p in preds]
         # panels of huge photos are drawn smaller (the texture still samples the full image)
         image, cams = fit_to_side(picture.image, cams, MAX_PANEL_SIDE)
-        points = [project(to_camera(self.landmarks(p), cam), cam.f, cam.c)
-                  for p, cam in zip(preds, cams)] if self.config.draw_landmarks else []
+        points = [self.landmark_points(p, cam)[0] for p, cam in zip(preds, cams)] \
+            if self.config.draw_landmarks else []
         return four_panel(image, [(p.vertices, cam) for p, cam in zip(preds, cams)],
                           self.faces, points)
 
@@ -198,62 +226,136 @@ class Pipeline:
         counting items (inputs): done (every output written) and failed.
 
         A failing item or picture is reported in one line on ``err`` and the batch goes on;
-        a picture whose frames do not all predict writes nothing. The outputs of picture k are
-        rendered and written on a worker thread while the network runs on picture k+1 (the
-        network releases the GIL). When an item finishes, its line is appended to
-        ``manifest`` (util.pipeline.manifest.Manifest) and ``progress`` advances. On
-        KeyboardInterrupt the picture being written is finished (or rolled back, if it
-        fails), then the run stops. Leftovers of a killed earlier run into ``out_folder`` are
-        cleaned up first.
+        a picture whose frames do not all predict writes nothing. A video clip's outputs are
+        written together when it ends; one that breaks partway keeps the frames done (status
+        'partial'). Outputs are rendered and written on a worker thread while the network runs
+        on the next picture (the network releases the GIL); at most one picture waits for it,
+        so memory stays flat. When an item finishes, its line is appended to ``manifest``
+        (util.pipeline.manifest.Manifest); ``progress`` advances per photo and per video
+        frame. On KeyboardInterrupt the picture being written is finished (or rolled back, if
+        it fails), a clip being read is dropped, then the run stops. Leftovers of a killed
+        earlier run into ``out_folder`` are cleaned up first.
         """
         recover_staging(out_folder)
         counts = collections.Counter()  # item statuses, counted on the worker thread only
         names = {}  # output NAME -> the source that claimed it ('a.jpg' and 'a.png' collide)
         interrupted = False
-        with Staging(out_folder) as staging, \
-                concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
-            writing = None
-            try:
-                for item in items:
-                    record = ItemRecord(item.source)
-                    for picture, preds in self._predicted(item, names, record, err):
-                        if writing is not None:
-                            writing.result()
-                        writing = worker.submit(self._write, picture, preds, staging, record,
-                                                err)
-                    # queued after the item's writes: the worker runs jobs in order
-                    worker.submit(self._finish, record, counts, manifest, progress)
-            except KeyboardInterrupt:
-                interrupted = True
-            # leaving the executor waits for the queued writes
-        return RunResult(counts['ok'], counts['failed'], interrupted)
+        with Staging(out_folder) as staging:
+            jobs = None
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+                writing = None
+                try:
+                    for item in items:
+                        record = ItemRecord(item.source)
+                        jobs = self._jobs(item, names, record, err, staging, progress)
+                        for job in jobs:
+                            if writing is not None:
+                                writing.result()
+                            writing = worker.submit(job)
+                        # queued after the item's writes: the worker runs jobs in order
+                        worker.submit(self._finish, record, counts, manifest, progress)
+                except KeyboardInterrupt:
+                    interrupted = True
+                # leaving the executor waits for the queued writes
+            if jobs is not None:
+                jobs.close()  # an interrupted clip drops its staged outputs
+        return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted)
 
-    def _predicted(self, item, names, record, err):
-        """(picture, [Prediction]) for each picture of ``item`` that reads, has free names and
-        predicts; failures are reported and noted in ``record``."""
+    def _jobs(self, item, names, record, err, staging, progress):
+        """Worker-thread jobs (no-argument callables) for ``item``: each picture's writes;
+        failures are reported and noted in ``record``."""
         try:
             start = time.perf_counter()
-            for picture in item.read():
-                # frame names derive from the picture's (NAME, NAME_face<k>): one check
-                other = names.setdefault(picture.name, item.source)
-                if other != item.source:
-                    raise clash_error(other, picture.name)
-                try:
-                    preds = [self.predict(frame) for frame in picture.frames]
-                except KeyboardInterrupt:
-                    raise
-                except Exception as e:  # noqa: BLE001 - reported per picture, the item goes on
-                    record.fail(item.source, e, err)
-                    continue
-                finally:
-                    record.seconds += time.perf_counter() - start
-                yield picture, preds
-                start = time.perf_counter()
+            read = item.read()
+            record.seconds += time.perf_counter() - start
+            if isinstance(read, Clip):
+                yield from self._clip_jobs(item, read, names, record, err, staging, progress)
+                return
+            for picture, preds in self._predicted(item.source, read, names, record, err):
+                yield functools.partial(self._write, picture, preds, staging, record, err)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one bad item must not stop a batch
-            record.seconds += time.perf_counter() - start
             record.fail(item.source, e, err)
+
+    def _claim(self, names, name, source):
+        """Register output NAME ``name`` for ``source``; raise if another input has it."""
+        other = names.setdefault(name, source)
+        if other != source:
+            raise clash_error(other, name)
+
+    def _predicted(self, source, pictures, names, record, err):
+        """(picture, [Prediction]) for each picture that has free names and predicts;
+        failures are reported and noted in ``record``."""
+        start = time.perf_counter()
+        for picture in pictures:
+            # frame names derive from the picture's (NAME, NAME_face<k>): one check
+            self._claim(names, picture.name, source)
+            try:
+                preds = [self.predict(frame) for frame in picture.frames]
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001 - reported per picture, the item goes on
+                record.fail(source, e, err)
+                continue
+            finally:
+                record.seconds += time.perf_counter() - start
+            yield picture, preds
+            start = time.perf_counter()
+
+    def _clip_jobs(self, item, clip, names, record, err, staging, progress):
+        """Worker jobs of a video clip: one per frame (track rows, meshes, overlay frame),
+        then its commit. A clip that breaks partway keeps its frames (record.partial)."""
+        self._claim(names, clip.name, item.source)
+        if self.video_codec is None:
+            self.video_codec = best_codec()
+        recorder = ClipRecorder(self, clip, staging, self.video_codec, item.source)
+        record.frames = 0
+        if progress is not None:  # one unit per frame instead of one for the clip
+            yield functools.partial(progress.expect, max(clip.expected, 1) - 1, 'frame')
+        handed_over = False  # the commit job is the worker's: it runs, even if interrupted
+        try:
+            try:
+                start = time.perf_counter()
+                for picture in clip.pictures:
+                    preds = [self.predict(frame) for frame in picture.frames]
+                    record.seconds += time.perf_counter() - start
+                    yield functools.partial(self._add_frame, recorder, picture, preds, record,
+                                            progress)
+                    start = time.perf_counter()
+            except Exception as e:  # noqa: BLE001 - the frames done so far are kept
+                record.fail(item.source, e, err)
+            handed_over = True
+            yield functools.partial(self._commit_clip, recorder, record, err, progress,
+                                    clip.expected)
+        finally:
+            if not handed_over:  # interrupted, or closed by run(): nothing is committed
+                recorder.abort()
+
+    def _add_frame(self, recorder, picture, preds, record, progress):
+        start = time.perf_counter()
+        try:
+            recorder.add(picture, preds)
+            record.frames += 1
+        finally:
+            record.seconds += time.perf_counter() - start
+        if progress is not None:
+            progress.update()
+
+    def _commit_clip(self, recorder, record, err, progress, expected):
+        """The clip's outputs, all together (worker thread); the bar's frame count settles."""
+        start = time.perf_counter()
+        try:
+            record.outputs += recorder.finish()
+            record.faces += len(recorder.tracks)
+            if not record.outputs and not record.error:
+                raise ValueError('no face found in any of its %d frame(s)' % record.frames)
+        except Exception as e:  # noqa: BLE001 - reported per clip, the batch goes on
+            record.fail(record.source, e, err)
+        finally:
+            record.seconds += time.perf_counter() - start
+        if progress is not None:  # the clip's count was a guess: drop the frames not seen
+            progress.expect(record.frames - max(expected, 1) + 1)
 
     def _write(self, picture, preds, staging, record, err):
         """save() on the worker thread, noting the result in ``record``."""
@@ -267,14 +369,15 @@ class Pipeline:
             record.seconds += time.perf_counter() - start
 
     def _finish(self, record, counts, manifest, progress):
-        """The item is done: count it, append its manifest line, advance the bar."""
-        status = 'failed' if record.error else 'ok'
+        """The item is done: count it, append its manifest line, advance the bar (a clip's
+        frames advanced it already)."""
+        status = record.status()
         counts[status] += 1
         if manifest is not None:
             manifest.append(record.source, status, record.error,
                             record.faces if self.config.detect_faces else None, record.outputs,
-                            record.seconds)
-        if progress is not None:
+                            record.seconds, record.frames)
+        if progress is not None and record.frames is None:
             progress.update()
 
 
@@ -288,11 +391,34 @@ class ItemRecord:
         self.error = None
         self.outputs = []
         self.faces = 0
+        self.frames = None  # video frames written (None: not a video)
+
+    def status(self):
+        """'ok', 'failed' (nothing written) or 'partial' (a clip cut short, its frames kept)."""
+        if not self.error:
+            return 'ok'
+        return 'partial' if self.frames and self.outputs else 'failed'
 
     def fail(self, source, error, err):
         """Report ``error`` (one line on ``err``) and keep the first one."""
         line = report(source, error, err)
         self.error = self.error or line
+
+
+def whole_box(image):
+    """(x0, y0, x1, y1) of a whole (H,W,...) image."""
+    height, width = image.shape[:2]
+    return (0., 0., float(width), float(height))
+
+
+def crop_box(frame):
+    """(x0, y0, x1, y1) a frame is cropped around: its box, or the whole image."""
+    return whole_box(frame.image) if frame.box is None else frame.box
+
+
+def face_box(frame):
+    """(x0, y0, x1, y1) of a frame's detected face, or of the whole image without detection."""
+    return whole_box(frame.image) if frame.detection is None else frame.detection.box
 
 
 def points_text(points):

@@ -43,8 +43,8 @@ class _BarSafeStream:
 
 
 class Progress:
-    """Images done out of ``total`` (starting at ``initial``), images per second and the time
-    left, on ``stream`` when ``enabled``; otherwise every method does nothing and ``stream``
+    """Inputs done out of ``total`` (starting at ``initial``; a video counts its frames, see
+    expect), per second and the time left, on ``stream`` when ``enabled``; otherwise every method does nothing and ``stream``
     is the plain stream. A context manager."""
 
     def __init__(self, total, stream, enabled, initial=0):
@@ -61,6 +61,15 @@ class Progress:
     def update(self, n=1):
         if self._bar is not None:
             self._bar.update(n)
+
+    def expect(self, more, unit=None):
+        """Add ``more`` (may be negative) to the total, e.g. a video's frames once it is
+        open; ``unit``: count in these units from now on ('frame': a photo counts as one)."""
+        if self._bar is not None:
+            self._bar.total += more
+            if unit:
+                self._bar.unit = unit
+            self._bar.refresh()
 
     def __enter__(self):
         return self

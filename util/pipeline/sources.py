@@ -1,24 +1,35 @@
 """Sources: turn the command's input into work items, each of which reads into pictures.
 
-The input is an image file, a folder (``recursive``: with its sub-folders), a glob pattern, or
-a ``.txt`` list with one path per line. Reading is deferred to ``Item.read`` so a bad file fails
-as one item (reported by the pipeline) without stopping the listing or the batch.
+The input is an image or video file, a folder (``recursive``: with its sub-folders), a glob
+pattern, or a ``.txt`` list with one path per line. Reading is deferred to ``Item.read`` so a
+bad file fails as one item (reported by the pipeline) without stopping the listing or the batch.
+A file is a video when it is not an image (by extension or magic bytes) and OpenCV's FFmpeg
+opens it; folders and patterns list files with the extensions of either.
 """
 import collections
 import glob
 import os
 
+import math
+
 from util.detect import FaceDetector, min_face_side, select_faces
 from util.framing import celeba_box
+from util.io.image_header import image_format
 from util.io.image_io import MAX_PIXELS, load_image
-from util.pipeline.frames import Frame, Picture, face_name, output_name, whole_picture
+from util.io.video_io import VideoReader
+from util.pipeline.frames import (Clip, Frame, Picture, face_name, output_name, track_name,
+                                  whole_picture)
+from util.tracking import FaceTracker
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif')
+VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv',
+                    '.flv', '.3gp', '.ts', '.mts', '.m2ts', '.ogv', '.mxf', '.y4m')
 LIST_EXTENSION = '.txt'
 GLOB_CHARACTERS = '*?['
 
 Item = collections.namedtuple('Item', 'source read')
-Item.__doc__ = """source: what the user gave (a path), for messages; read: () -> [Picture]."""
+Item.__doc__ = """source: what the user gave (a path), for messages; read: () -> [Picture]
+(a photo) or a Clip (a video)."""
 
 Entry = collections.namedtuple('Entry', 'path name')
 Entry.__doc__ = """One input: its path, and the output NAME its outputs get."""
@@ -28,8 +39,9 @@ class InputError(ValueError):
     """The command's input names nothing to process; the message is one line."""
 
 
-def _is_image(name):
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
+def _is_input(name):
+    """A file a folder or pattern lists: an image or video extension, not hidden."""
+    return name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS) and not name.startswith('.')
 
 
 def _inside(path, folder):
@@ -39,17 +51,17 @@ def _inside(path, folder):
 
 
 def _folder_entries(folder, recursive, exclude=None):
-    """Image files of ``folder`` (sorted; hidden files and folders, and the folder ``exclude``
+    """Image and video files of ``folder`` (sorted; hidden files and folders, and the folder ``exclude``
     (the output folder) skipped) -> [Entry]."""
     if not recursive:
-        names = sorted(n for n in os.listdir(folder) if _is_image(n))
+        names = sorted(n for n in os.listdir(folder) if _is_input(n))
         return [Entry(os.path.join(folder, n), output_name(n)) for n in names]
     entries = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and not (
             exclude and _inside(os.path.join(dirpath, d), exclude)))
         entries += [Entry(os.path.join(dirpath, n), output_name(os.path.join(dirpath, n), folder))
-                    for n in sorted(filenames) if _is_image(n)]
+                    for n in sorted(filenames) if _is_input(n)]
     return entries
 
 
@@ -79,16 +91,16 @@ def _glob_root(pattern):
 def input_entries(img_path, recursive=False, exclude=None):
     """The command's input -> [Entry] to process, in order.
 
-    A folder gives its image files; a ``.txt`` file its listed paths; a path that does not
-    exist but contains a glob character (* ? [) the image files it matches (``**`` spans
-    folders); any other file is one image. Files inside ``exclude`` (the output folder) are
+    A folder gives its image and video files; a ``.txt`` file its listed paths; a path that
+    does not exist but contains a glob character (* ? [) the image and video files it matches
+    (``**`` spans folders); any other file is one input. Files inside ``exclude`` (the output folder) are
     left out of folders and patterns. Raises InputError (one line) when there is nothing to
     process, so the command can say so before any model loads.
     """
     if os.path.isdir(img_path):
         entries = _folder_entries(img_path, recursive, exclude)
         if not entries:
-            raise InputError('%s: no image files in this folder%s'
+            raise InputError('%s: no image or video files in this folder%s'
                              % (img_path, '' if recursive else ' (--recursive looks in '
                                 'sub-folders)'))
         return entries
@@ -96,18 +108,18 @@ def input_entries(img_path, recursive=False, exclude=None):
         if img_path.lower().endswith(LIST_EXTENSION):
             entries = _list_file_entries(img_path)
             if not entries:
-                raise InputError('%s: this list file names no images' % img_path)
+                raise InputError('%s: this list file names no inputs' % img_path)
             return entries
         return [Entry(img_path, output_name(img_path))]
     if any(ch in img_path for ch in GLOB_CHARACTERS):
         root = _glob_root(img_path)
         matches = sorted(p for p in glob.glob(img_path, recursive=True)
-                         if os.path.isfile(p) and _is_image(os.path.basename(p))
+                         if os.path.isfile(p) and _is_input(os.path.basename(p))
                          and not (exclude and _inside(p, exclude)))
         if not matches:
-            raise InputError('%s: no image file matches this pattern' % img_path)
+            raise InputError('%s: no image or video file matches this pattern' % img_path)
         return [Entry(p, output_name(p, root)) for p in matches]
-    raise InputError('%s: no such image file or folder' % img_path)
+    raise InputError('%s: no such file or folder' % img_path)
 
 
 def clashing(entries):
@@ -130,16 +142,21 @@ def _refused(error):
     raise error
 
 
+def is_image_file(path):
+    """True when ``path`` is read as a photo: an image extension, or image magic bytes; a
+    file that cannot be read counts as one (the image reader names the problem)."""
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        return True
+    try:
+        with open(path, 'rb') as fh:
+            return image_format(fh.read(16)) is not None
+    except OSError:
+        return True
+
+
 def read_image_pictures(path, name, max_pixels=MAX_PIXELS):
     """An image file -> [Picture] of the whole image (the original's crop)."""
     return [whole_picture(name, load_image(path, max_pixels))]
-
-
-def image_items(entries, max_pixels=MAX_PIXELS):
-    """[Entry] (or plain paths) -> [Item], each reading its file when the pipeline gets to it."""
-    entries = [e if isinstance(e, Entry) else Entry(e, output_name(e)) for e in entries]
-    return [Item(e.path, lambda e=e: read_image_pictures(e.path, e.name, max_pixels))
-            for e in entries]
 
 
 class NoFaceError(ValueError):
@@ -166,23 +183,74 @@ def detect_pictures(path, name, detector, min_face_size=0, max_faces=0, max_pixe
     return [Picture(name, image, face_frames(name, image, faces))]
 
 
-def face_items(entries, detector, min_face_size=0, max_faces=0, max_pixels=MAX_PIXELS):
-    """[Entry] -> [Item] whose pictures hold one frame per detected face (detector: a
-    util.detect.FaceDetector; its network loads on the first image)."""
-    return [Item(e.path, lambda e=e: detect_pictures(e.path, e.name, detector, min_face_size,
-                                                     max_faces, max_pixels))
+def expected_frames(frame_count, every_n=1, max_frames=0):
+    """How many frames a clip of ``frame_count`` frames gives with --every_n_frames and
+    --max_frames (0 when the count is unknown and there is no maximum)."""
+    kept = math.ceil(frame_count / every_n) if frame_count else 0
+    return min(kept, max_frames) if max_frames and kept else (kept or max_frames)
+
+
+def clip_pictures(reader, name, every_n=1, max_frames=0, detector=None, min_face_size=0,
+                  max_faces=0):
+    """Decode a util.io.video_io.VideoReader as a stream of Picture, one per kept frame, and
+    close it at the end. Without a detector each has one Frame, the whole image (the
+    original's crop), named ``name``; with one, a Frame per face followed by
+    util.tracking.FaceTracker (--max_faces tracks, 1 when 0), cropped as a photo's face, named
+    by track_name. A frame where no track is found has no frames."""
+    n_tracks = max(1, max_faces)
+    tracker = FaceTracker(n_tracks)
+    with reader:
+        for video_frame in reader.frames(every_n, max_frames):
+            image = video_frame.image
+            if detector is None:
+                frames = [Frame(name, image, None)]
+            else:
+                min_face = min_face_side(image.shape, min_face_size)
+                faces, _ = select_faces(detector.detect(image, min_face), min_face, 0)
+                frames = [Frame(track_name(name, k, n_tracks), image,
+                                tuple(celeba_box(face.keypoints)), k, face)
+                          for k, face in sorted(tracker.update(faces).items())]
+            yield Picture(name, image, frames, video_frame.index, video_frame.time_s)
+
+
+def read_entry(entry, config, detector=None):
+    """Read one input: [Picture] for a photo, a Clip for a video (see is_image_file)."""
+    if is_image_file(entry.path):
+        if detector is None:
+            return read_image_pictures(entry.path, entry.name, config.max_pixels)
+        return detect_pictures(entry.path, entry.name, detector, config.min_face_size,
+                               config.max_faces, config.max_pixels)
+    reader = VideoReader(entry.path)
+    every_n, max_frames = config.every_n_frames, config.max_frames
+    return Clip(entry.name, reader.info,
+                expected_frames(reader.info.frame_count, every_n, max_frames),
+                clip_pictures(reader, entry.name, every_n, max_frames, detector,
+                              config.min_face_size, config.max_faces),
+                lambda: video_frames(entry.path, every_n, max_frames))
+
+
+def video_frames(path, every_n=1, max_frames=0):
+    """The kept frames of a video file again (util.io.video_io.VideoFrame), for a second
+    pass; the file is closed at the end."""
+    with VideoReader(path) as reader:
+        yield from reader.frames(every_n, max_frames)
+
+
+def image_items(entries, max_pixels=MAX_PIXELS):
+    """[Entry] (or plain paths) of images -> [Item], each reading its file when the pipeline
+    gets to it."""
+    entries = [e if isinstance(e, Entry) else Entry(e, output_name(e)) for e in entries]
+    return [Item(e.path, lambda e=e: read_image_pictures(e.path, e.name, max_pixels))
             for e in entries]
 
 
 def work_items(entries, config, clashes=None):
-    """[Entry] -> the run's [Item]: whole images (the original), or the faces found in them
-    (--detect_faces, with --min_face_size and --max_faces). clashes: {index: earlier Entry}
-    (see clashing) -> those items fail with one line instead of reading."""
-    if not config.detect_faces:
-        items = image_items(entries, config.max_pixels)
-    else:
-        items = face_items(entries, FaceDetector(), config.min_face_size, config.max_faces,
-                           config.max_pixels)
+    """[Entry] -> the run's [Item]: photos and videos (read_entry), whole images (the
+    original), or the faces found in them (--detect_faces, with --min_face_size and
+    --max_faces). clashes: {index: earlier Entry} (see clashing) -> those items fail with one
+    line instead of reading."""
+    detector = FaceDetector() if config.detect_faces else None
+    items = [Item(e.path, lambda e=e: read_entry(e, config, detector)) for e in entries]
     for k, other in (clashes or {}).items():
         error = clash_error(other.path, entries[k].name)
         items[k] = Item(entries[k].path, lambda error=error: _refused(error))

@@ -1,0 +1,112 @@
+"""util.io.video_io: frames in as a stream, the overlay video out; checked with PyAV (FFmpeg
+without OpenCV) as the second decoder, and with clips whose pixels encode their frame number."""
+import os
+import subprocess
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from util.io.video_io import (MPEG4, VideoError, VideoReader, VideoWriter, best_codec,
+                              even_size)
+
+
+def numbered_clip(path, n, fps=25.0, size=(96, 64), fourcc='MJPG'):
+    """A clip whose frame k is flat grey level 4k (+ a pattern), written with OpenCV."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    for k in range(n):
+        frame = np.full((size[1], size[0], 3), 4 * k, dtype=np.uint8)
+        frame[:, :8] = (0, 0, 255)  # red on the left in BGR: checks the channel order
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+def grey_level(rgb):
+    return float(np.median(rgb[:, 16:]))
+
+
+def test_frames_stream_in_order_with_times_and_rgb(tmp_path):
+    path = numbered_clip(tmp_path / 'c.avi', 30, fps=25.0)
+    with VideoReader(path) as reader:
+        assert reader.info == (25.0, 30, 96, 64)
+        frames = list(reader.frames())
+    assert [f.index for f in frames] == list(range(30))
+    np.testing.assert_allclose([f.time_s for f in frames], np.arange(30) / 25.0, atol=1e-9)
+    assert all(abs(grey_level(f.image) - 4 * f.index) <= 2 for f in frames)
+    assert frames[0].image[32, 2].tolist()[0] > 200 > frames[0].image[32, 2].tolist()[2]  # RGB
+
+
+def test_every_n_and_max_frames_thin_the_stream(tmp_path):
+    path = numbered_clip(tmp_path / 'c.avi', 30)
+    with VideoReader(path) as reader:
+        frames = list(reader.frames(every_n=4, max_frames=5))
+    assert [f.index for f in frames] == [0, 4, 8, 12, 16]
+    assert all(abs(grey_level(f.image) - 4 * f.index) <= 2 for f in frames)
+    with VideoReader(path) as reader:
+        assert [f.index for f in reader.frames(every_n=7)] == [0, 7, 14, 21, 28]
+
+
+def test_cut_file_keeps_the_frames_before_the_cut_then_fails(tmp_path):
+    path = numbered_clip(tmp_path / 'c.avi', 40)
+    cut = tmp_path / 'cut.avi'
+    data = open(path, 'rb').read()
+    cut.write_bytes(data[:len(data) // 2])
+    got = []
+    with VideoReader(str(cut)) as reader, \
+            pytest.raises(VideoError, match=r'cut\.avi: decoding stopped at frame \d+ of 40'):
+        for frame in reader.frames():
+            got.append(frame.index)
+    assert 5 < len(got) < 40 and got == list(range(len(got)))
+
+
+def test_files_that_are_not_videos_or_have_no_frames_are_one_line_errors(tmp_path):
+    junk = tmp_path / 'junk.mp4'
+    junk.write_bytes(os.urandom(5000))
+    with pytest.raises(VideoError, match="junk.mp4: not an image or a video"):
+        VideoReader(str(junk))
+    with pytest.raises(VideoError, match='no such file'):
+        VideoReader(str(tmp_path / 'missing.mp4'))
+    with pytest.raises(VideoError, match='is a folder'):
+        VideoReader(str(tmp_path))
+    empty = numbered_clip(tmp_path / 'empty.avi', 0)
+    with VideoReader(empty) as reader, pytest.raises(VideoError, match='has no frames'):
+        list(reader.frames())
+
+
+@pytest.mark.parametrize('size', [(96, 64), (97, 63)])
+def test_written_video_reads_back_with_pyav(tmp_path, size):
+    """Frame count, rate, size and content through a second decoder; odd sizes are padded
+    by repeating the last column / row (4:2:0 needs even sides)."""
+    width, height = size
+    path = str(tmp_path / 'o.mp4')
+    rng = np.random.default_rng(0)
+    blocks = [np.kron(rng.integers(0, 255, (height // 8 + 1, width // 8 + 1, 3)),
+                      np.ones((8, 8, 1)))[:height, :width].astype(np.uint8) for _ in range(12)]
+    with VideoWriter(path, 30.0, width, height, best_codec()) as writer:
+        for frame in blocks:
+            writer.write(frame)
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 30
+        decoded = [f.to_ndarray(format='rgb24') for f in container.decode(stream)]
+    assert (stream.codec_context.width, stream.codec_context.height) == even_size(width, height)
+    assert len(decoded) == 12
+    for got, want in zip(decoded, blocks):
+        assert np.abs(got[:height, :width].astype(int) - want).mean() < 12  # codec loss only
+    if (width, height) != even_size(width, height):
+        np.testing.assert_allclose(decoded[0][:, -1].astype(int), decoded[0][:, -2], atol=40)
+    with pytest.raises(VideoError, match='frame of 10x10'):
+        VideoWriter(path, 30.0, width, height, MPEG4).write(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_codec_probe_names_one_of_the_two_and_prints_nothing():
+    """In a fresh process, as in the command: FFmpeg's complaints about a missing H.264
+    encoder (pip's OpenCV has none) stay off stderr."""
+    proc = subprocess.run([sys.executable, '-c', 'from util.io.video_io import best_codec; '
+                           'print(best_codec())'], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.strip() in ('H.264', 'MPEG-4 Part 2')
+    assert proc.stderr == ''
