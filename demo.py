@@ -129,7 +129,8 @@ def main(argv=None):
                                    progress.stream, manifest, progress)
                       if pipeline else RunResult(0, 0, False))
     print(summary(result.done, len(entries), config.out_folder, result.interrupted,
-                  len(skipped), pipeline.video_codec if pipeline else None))
+                  len(skipped), pipeline.video_codec if pipeline and pipeline.videos_written
+                  else None))
     if result.interrupted:
         return 128 + (stop.signum or signal.SIGINT)
     return 1 if result.failed or result.done + len(skipped) < len(entries) else 0

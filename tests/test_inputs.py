@@ -11,6 +11,7 @@ import sys
 import termios
 
 import cv2
+import numpy as np
 import pytest
 
 from output_sets import files_under
@@ -203,6 +204,25 @@ def test_progress_bar_on_a_terminal_only(tmp_path, cache, columns):
     assert '3 of 4 input(s) done' not in quiet  # the summary goes to stdout, not the terminal
 
 
+def test_progress_bar_counts_a_videos_frames(tmp_path, cache):
+    """A photo and a 24-frame clip: the bar ends at 25/25 in frames (the clip's count is
+    known once it opens), with a rate in frames per second."""
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    img = cv2.imread(IMAGE)
+    cv2.imwrite(str(folder / 'a.png'), img)
+    writer = cv2.VideoWriter(str(folder / 'b.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 25.0,
+                             (128, 96))
+    for k in range(24):
+        writer.write(cv2.resize(np.roll(img, 3 * k, axis=1), (128, 96)))
+    writer.release()
+    args = [sys.executable, '-m', 'demo'] + demo_args(tmp_path / 'o', '--img_path', str(folder))
+    rc, text = run_on_terminal(args, dict(os.environ, RINGNET_CACHE_DIR=str(cache)), 100)
+    assert rc == 0, text[-2000:]
+    last = [line for line in screen(text) if line][-1]
+    assert '25/25' in last and 'frame/s' in last, last
+
+
 def test_skip_existing_never_hides_a_clash_or_a_mode_change(tmp_path, cache):
     folder = tmp_path / 'in'
     folder.mkdir()
@@ -233,6 +253,30 @@ def test_existing_outputs_of_the_other_mode_are_not_reused(tmp_path):
     assert existing_outputs(str(tmp_path), 'x', detect, {'faces': None}) is None
     assert existing_outputs(str(tmp_path), 'x', detect, {'faces': 2}) == (['images/x.png'], 2)
     assert existing_outputs(str(tmp_path), 'x', plain, {'faces': 2}) is None
+
+
+def test_a_finished_clip_is_skipped_only_with_every_requested_output(tmp_path):
+    from config import default_config
+    from util.pipeline.outputs import finished_outputs
+    listed = ['params/c_face0.npz', 'params/c_face1.npz', 'video/c.mp4',
+              'mesh/c_face0/000000.obj', 'mesh/c_face1/000004.obj']
+    for rel in listed + ['params/c_face0.json']:  # a JSON nobody listed: not evidence
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b'x')
+    previous = {'status': 'ok', 'faces': 2, 'frames': 9, 'outputs': listed}
+    out = str(tmp_path)
+    detect = default_config(detect_faces=True, max_faces=2)
+    assert finished_outputs(out, 'c', detect, previous) == (listed, 2, 9)
+    assert finished_outputs(out, 'c', default_config(detect_faces=True, save_obj_file=True),
+                            previous) == (listed, 2, 9)
+    # asked for more than the last run wrote, or made in the other mode, or not finished
+    assert finished_outputs(out, 'c', default_config(detect_faces=True,
+                                                     save_flame_parameters=True), previous) is None
+    assert finished_outputs(out, 'c', default_config(), previous) is None
+    assert finished_outputs(out, 'c', detect, dict(previous, status='partial')) is None
+    # a listed output that is gone
+    (tmp_path / 'mesh' / 'c_face1' / '000004.obj').unlink()
+    assert finished_outputs(out, 'c', detect, previous) is None
 
 
 def test_manifest_path_taken_by_a_folder_is_one_line(tmp_path, cache):

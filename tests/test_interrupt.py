@@ -12,6 +12,7 @@ import sys
 import time
 
 import cv2
+import numpy as np
 import pytest
 
 from output_sets import ALL_OUTPUT_FLAGS, files_under, outputs_of
@@ -167,3 +168,64 @@ def test_skip_existing_after_sigkill_redoes_the_half_written_image(tmp_path, run
     assert files_under(out) == outputs_of('a', 'b', 'c')
     assert [(os.path.basename(r['input']), r['status']) for r in manifest_records(out)] == [
         ('a.png', 'skipped'), ('b.png', 'ok'), ('c.png', 'ok')]
+
+
+CLIP_DRIVER = r'''
+import os, sys, time
+import util.io.video_io as video_io
+mark, go = sys.argv[1], sys.argv[2]
+real_write, written = video_io.VideoWriter.write, []
+
+def write(self, rgb):
+    real_write(self, rgb)
+    written.append(1)
+    if len(written) == 10:  # hold the clip open at its 10th frame until the test says go
+        open(mark, 'w').close()
+        while not os.path.exists(go):
+            time.sleep(0.005)
+
+video_io.VideoWriter.write = write
+import demo
+sys.exit(demo.main(['demo'] + sys.argv[3:]))
+'''
+
+
+def test_interrupted_clip_leaves_no_output_and_is_done_by_the_rerun(tmp_path, checkpoint_v2,
+                                                                     flame_assets):
+    """SIGINT in the middle of a video: none of its outputs appear (not even the frames done),
+    nothing is left in the staging folder; --skip_existing then does the whole clip."""
+    clip = str(tmp_path / 'clip.avi')
+    bgr = cv2.resize(cv2.imread(IMAGE), (160, 120))
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*'MJPG'), 25.0, (160, 120))
+    for k in range(30):
+        writer.write(np.roll(bgr, k, axis=1))
+    writer.release()
+    out = tmp_path / 'out'
+    args = ['--img_path', clip, '--out_folder', str(out), '--load_path', checkpoint_v2,
+            '--flame_model_path', flame_assets['flame_model'], '--save_obj_file=True',
+            '--save_flame_parameters=True']
+    mark, go = tmp_path / 'held', tmp_path / 'go'
+    proc = subprocess.Popen([sys.executable, '-c', CLIP_DRIVER, str(mark), str(go)] + args,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not mark.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, 'the run never reached the 10th frame'
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    go.touch()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert 'Traceback' not in stderr
+    assert stdout.strip().splitlines()[-1] == '0 of 1 input(s) done; interrupted'
+    assert files_under(out) == ['manifest.jsonl'] and manifest_records(out) == []
+
+    rerun = subprocess.run([sys.executable, '-m', 'demo'] + args + ['--skip_existing'],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    track = np.load(str(out / 'params' / 'clip.npz'))
+    assert track['frame'].tolist() == list(range(30)) and track['found'].all()
+    assert files_under(out) == sorted(['manifest.jsonl', 'params/clip.npz', 'params/clip.json',
+                                       'video/clip.mp4']
+                                      + ['mesh/clip/%06d.obj' % k for k in range(30)])

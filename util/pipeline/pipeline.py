@@ -95,6 +95,7 @@ class Pipeline:
                                          self.texture_data['ft'])
                              if config.save_texture else None)
         self.video_codec = None  # util.io.video_io.best_codec(), probed at the first clip
+        self.videos_written = 0  # overlay videos committed (the summary names their codec)
         self.embeddings = ((load_static_embedding(files['flame_static_embedding_path']),
                             load_dynamic_embedding(files['flame_dynamic_embedding_path']))
                            if wants_landmarks(config) else None)
@@ -346,16 +347,18 @@ class Pipeline:
         """The clip's outputs, all together (worker thread); the bar's frame count settles."""
         start = time.perf_counter()
         try:
-            record.outputs += recorder.finish()
+            written = recorder.finish()
+            record.outputs += written
             record.faces += len(recorder.tracks)
+            self.videos_written += bool(written)
             if not record.outputs and not record.error:
                 raise ValueError('no face found in any of its %d frame(s)' % record.frames)
         except Exception as e:  # noqa: BLE001 - reported per clip, the batch goes on
             record.fail(record.source, e, err)
         finally:
             record.seconds += time.perf_counter() - start
-        if progress is not None:  # the clip's count was a guess: drop the frames not seen
-            progress.expect(record.frames - max(expected, 1) + 1)
+        if progress is not None:  # the clip counted as its expected frames: now as its real
+            progress.expect(record.frames - max(expected, 1))
 
     def _write(self, picture, preds, staging, record, err):
         """save() on the worker thread, noting the result in ``record``."""
