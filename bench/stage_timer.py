@@ -46,12 +46,12 @@ def _timed(fn, stage, totals):
 
 
 @contextlib.contextmanager
-def timed_stages(backend=None):
+def timed_stages(backend=None, extra=None):
     """Yield a Counter {stage: seconds} filled while the block runs (and 'write' when it
-    ends); ``backend``'s predict is timed as 'network'."""
+    ends); ``backend``'s predict is timed as 'network'; ``extra``: more stages, as STAGES."""
     totals = collections.Counter()
     patched = []
-    for stage, places in STAGES.items():
+    for stage, places in list(STAGES.items()) + list((extra or {}).items()):
         for module_name, attr in places:
             owner, name = _owner(module_name, attr)
             original = getattr(owner, name)

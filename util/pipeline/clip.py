@@ -7,7 +7,6 @@ the neutral template of the median shape. Big outputs (the video, the meshes) ar
 the staging folder as they come, so memory does not grow with the clip; everything is renamed
 into place together at the end (util.io.atomic.Staging), or not at all.
 """
-import io
 import json
 import threading
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from util.camera import render_camera
 from util.head_pose import head_pose_deg
+from util.io.columns import RowFile, write_npz
 from util.io.video_io import VideoWriter
 from util.pipeline.frames import Prediction
 from util.pipeline.outputs import clip_output_path
@@ -23,75 +23,99 @@ from util.theta import split_theta
 from util.using_flame_parameters import flame_vertices
 
 PARAMS = ('cam', 'pose', 'shape', 'expression')
+# kept per row for --smooth's second pass (the frame's crop, for its camera), not written
+CROP_KEYS = ('crop_scale', 'crop_start')
+JSON_CHUNK = 1024  # rows formatted at a time: the JSON is streamed, never built whole
 
 
-def track_arrays(times, frames, rows, extra_keys=()):
-    """Rows of one track -> its arrays.
+class TrackColumns:
+    """One track's rows on disk (util.io.columns.RowFile): ``found`` (bool) and one file per
+    key of its first row, every row of the clip present (NaN where the face was not found).
 
-    times (T,) seconds and frames (T,) numbers of the clip's kept frames; rows {row index:
-    {key: array}} for the rows where the face was found -> {'frame', 'time_s', 'found' (T,)
-    bool, and per key of the rows (T, ...) with NaN on the other rows}.
+    new_file: () -> a fresh staged path; first_row: {key: array}; rows_before: rows of the
+    clip before the track started (written as not found).
     """
-    n = len(frames)
-    out = {'frame': np.asarray(frames, dtype=np.int64),
-           'time_s': np.asarray(times, dtype=np.float64),
-           'found': np.zeros(n, dtype=bool)}
-    out['found'][list(rows)] = True
-    first = next(iter(rows.values()))
-    for key in list(PARAMS) + [k for k in extra_keys if k in first]:
-        value = np.asarray(first[key])
-        column = np.full((n,) + value.shape, np.nan, dtype=value.dtype if value.dtype.kind == 'f'
-                         else np.float64)
-        for row, data in rows.items():
-            column[row] = data[key]
-        out[key] = column
-    return out
+
+    def __init__(self, new_file, first_row, rows_before):
+        self.found = RowFile(new_file('.raw'), (), bool)
+        self.found.fill(rows_before, False)
+        self.columns = {}
+        for key, value in first_row.items():
+            value = np.asarray(value)
+            column = RowFile(new_file('.raw'), value.shape,
+                             value.dtype if value.dtype.kind == 'f' else np.float64)
+            column.fill(rows_before, np.nan)
+            self.columns[key] = column
+
+    def append(self, row):
+        """The next frame's row: {key: array}, or None where the face was not found."""
+        self.found.append(row is not None)
+        for key, column in self.columns.items():
+            if row is None:
+                column.fill(1, np.nan)
+            else:
+                column.append(row[key])
 
 
-def npz_bytes(arrays):
-    """{name: array} -> the bytes np.savez writes (no pickled objects: np.load reads it with
-    allow_pickle=False)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+def _json_values(column, found=None):
+    """JSON text of each row of (T, ...) ``column`` (null where ``found`` is False)."""
+    for start in range(0, len(column), JSON_CHUNK):
+        rows = np.asarray(column[start:start + JSON_CHUNK])
+        ok = None if found is None else np.asarray(found[start:start + JSON_CHUNK])
+        for k, value in enumerate(rows.tolist()):
+            yield 'null' if ok is not None and not ok[k] else json.dumps(value)
 
 
-def _json_rows(column, found):
-    """(T, ...) float array -> per row a nested list of floats, or None where not found."""
-    return [np.asarray(value, dtype=np.float64).tolist() if ok else None
-            for value, ok in zip(column, found)]
+def _head_pose_rows(pose):
+    """(T,6) pose, read in chunks -> (T,3) yaw, pitch, roll in degrees, chunk by chunk."""
+    for start in range(0, len(pose), JSON_CHUNK):
+        chunk = np.nan_to_num(np.asarray(pose[start:start + JSON_CHUNK], dtype=np.float64))
+        yield from (head_pose_deg(chunk[:, :3]) + 0.0)  # + 0.0: no -0.0
 
 
-def track_json(arrays, meta):
-    """A track's arrays -> its JSON twin: ``meta`` (source, fps, size, smoothing) then each
-    array as a list over frames (a frame without a result is null), plus head_pose_deg
-    (T,3) yaw, pitch, roll (docs/formats.md §12)."""
+def write_track_json(path, arrays, meta):
+    """Write a track's JSON twin to ``path`` as a stream: ``meta`` (source, fps, size,
+    smoothing), then each array of ``arrays`` (frame, time_s, found, the parameters, ...) as
+    a list over frames (a row is null where the face was not found), then head_pose_deg
+    (rows of yaw, pitch, roll, docs/formats.md §12). One key per line."""
     found = arrays['found']
-    record = dict(meta)
-    record['frame'] = arrays['frame'].tolist()
-    record['time_s'] = arrays['time_s'].tolist()
-    record['found'] = found.tolist()
-    for key, column in arrays.items():
-        if key not in record and key != 'fps':
-            record[key] = _json_rows(column, found)
-    pose = np.nan_to_num(np.asarray(arrays['pose'], dtype=np.float64)[:, :3])
-    record['head_pose_deg'] = _json_rows(head_pose_deg(pose) + 0.0, found)
-    lines = ['  %s: %s' % (json.dumps(key), json.dumps(value)) for key, value in record.items()]
-    return ('{\n' + ',\n'.join(lines) + '\n}\n').encode('ascii')
+    with open(path, 'w', encoding='ascii') as fh:
+        fh.write('{\n' + ''.join('  %s: %s,\n' % (json.dumps(k), json.dumps(v))
+                                 for k, v in meta.items()))
+        columns = [(key, value, None if key in ('frame', 'time_s', 'found') else found)
+                   for key, value in arrays.items() if key != 'fps']
+        columns.append(('head_pose_deg', np.array(list(_head_pose_rows(arrays['pose'])))
+                        if len(found) else np.zeros((0, 3)), found))
+        for n, (key, column, mask) in enumerate(columns):
+            fh.write('  %s: [' % json.dumps(key))
+            for k, text in enumerate(_json_values(column, mask)):
+                fh.write((', ' if k else '') + text)
+            fh.write(']%s\n' % (',' if n < len(columns) - 1 else ''))
+        fh.write('}\n')
 
 
-def smoothed_predictions(arrays, row, proc_params, image, theta_keys=PARAMS):
-    """Row ``row`` of a smoothed track -> the Prediction it stands for (vertices are filled
-    in by the caller), or None where the face was not found."""
+def column_median(column, found):
+    """Per-component median of (T,D) ``column`` over the rows where ``found``, one component
+    at a time (a column of T values in memory, not the whole (T,D))."""
+    rows = np.flatnonzero(np.asarray(found))
+    return np.array([np.median(np.asarray(column[:, j])[rows]) for j in range(column.shape[1])])
+
+
+def smoothed_prediction(arrays, row, image, img_size):
+    """Row ``row`` of a (smoothed) track -> the Prediction it stands for (theta from its
+    parameters, the crop from its crop_* columns; vertices None, for the caller to fill), or
+    None where the face was not found."""
     if not arrays['found'][row]:
         return None
-    theta = np.concatenate([np.asarray(arrays[k][row], dtype=np.float32) for k in theta_keys])
-    return Prediction(image, proc_params[row], None, theta)
+    theta = np.concatenate([np.asarray(arrays[k][row], dtype=np.float32) for k in PARAMS])
+    proc_param = {'scale': float(arrays['crop_scale'][row]),
+                  'start_pt': np.asarray(arrays['crop_start'][row]), 'img_size': img_size}
+    return Prediction(image, proc_param, None, theta)
 
 
 class ClipRecorder:
     """Collects one clip's outputs. ``add`` and ``finish`` run on the pipeline's worker
-    thread, in frame order.
+    thread, in frame order; the rows go to files in the staging folder as they come.
 
     pipeline: the util.pipeline.Pipeline (its config, FLAME model, per-frame steps);
     clip: util.pipeline.frames.Clip; staging: the run's util.io.atomic.Staging; codec:
@@ -103,9 +127,9 @@ class ClipRecorder:
     def __init__(self, pipeline, clip, staging, codec, source):
         self.pipeline, self.clip, self.staging = pipeline, clip, staging
         self.codec, self.source = codec, source
-        self.frames, self.times = [], []
-        self.tracks = {}  # track NAME -> {row: {key: array}}
-        self.proc_params = {}  # track NAME -> {row: proc_param} (for the second pass)
+        self.frames = RowFile(staging.new_file('.raw'), (), np.int64)
+        self.times = RowFile(staging.new_file('.raw'), (), np.float64)
+        self.tracks = {}  # track NAME -> TrackColumns
         self.files = {}  # relative output path -> staged file
         self.video = None
         self.closed = False
@@ -119,12 +143,19 @@ class ClipRecorder:
                 self._add(picture, preds)
 
     def _add(self, picture, preds):
-        row = len(self.frames)
+        found = {}
+        for frame, pred in zip(picture.frames, preds):
+            row = self.pipeline.track_row(frame, pred)
+            row['crop_scale'] = pred.proc_param['scale']
+            row['crop_start'] = np.asarray(pred.proc_param['start_pt'], dtype=np.float64)
+            found[frame.name] = row
+            if frame.name not in self.tracks:
+                self.tracks[frame.name] = TrackColumns(self.staging.new_file, row,
+                                                       self.frames.rows)
+        for name, track in self.tracks.items():
+            track.append(found.get(name))
         self.frames.append(picture.index)
         self.times.append(picture.time_s)
-        for frame, pred in zip(picture.frames, preds):
-            self.tracks.setdefault(frame.name, {})[row] = self.pipeline.track_row(frame, pred)
-            self.proc_params.setdefault(frame.name, {})[row] = pred.proc_param
         if not self.pipeline.config.smooth:
             self._write_frame(picture.index, picture.image,
                               [(frame.name, pred) for frame, pred in zip(picture.frames, preds)])
@@ -148,16 +179,16 @@ class ClipRecorder:
             self.files[clip_output_path(self.clip.name, 'video')] = staged
         self.video.write(pipeline.overlay(image, [pred for _, pred in named_preds]))
 
-    def _second_pass(self, tracks):
+    def _second_pass(self, tracks, frames):
         """--smooth: the meshes and overlay video of the smoothed ``tracks`` {NAME: arrays},
-        over the clip's frames decoded again; the landmarks are recomputed from them."""
+        over the clip's frames decoded again; the landmarks are recomputed from them (in
+        place). frames: (T,) the frame numbers."""
         pipeline, config = self.pipeline, self.pipeline.config
-        rows = iter(range(len(self.frames)))
+        rows = iter(range(len(frames)))
         for row, video_frame in zip(rows, self.clip.reread()):
             named_preds = []
             for name, arrays in tracks.items():
-                pred = smoothed_predictions(arrays, row, self.proc_params[name],
-                                            video_frame.image)
+                pred = smoothed_prediction(arrays, row, video_frame.image, config.img_size)
                 if pred is None:
                     continue
                 parts = split_theta(pred.theta, config.pose_params, config.shape_params,
@@ -170,7 +201,7 @@ class ClipRecorder:
                     cam = render_camera(pred.theta[:3], pred.proc_param, config.img_size)
                     arrays['landmarks_2d'][row], arrays['landmarks_3d'][row] = \
                         pipeline.landmark_points(pred, cam)
-            self._write_frame(self.frames[row], video_frame.image, named_preds)
+            self._write_frame(int(frames[row]), video_frame.image, named_preds)
         if next(rows, None) is not None:
             raise ValueError('the second pass (--smooth) read fewer frames than the first')
 
@@ -197,36 +228,51 @@ class ClipRecorder:
             finally:
                 self._close()
 
+    def _smoothing(self):
+        """The --smooth record of the JSON (None without --smooth)."""
+        config = self.pipeline.config
+        if not config.smooth:
+            return None
+        return {'filter': 'one-euro', 'min_cutoff': config.smooth_min_cutoff,
+                'beta': config.smooth_beta, 'd_cutoff': config.smooth_d_cutoff}
+
     def _finish(self):
         config = self.pipeline.config
-        if not self.frames or not self.tracks:
+        if not self.frames.rows or not self.tracks:
             return []
-        smoothing = None
-        if config.smooth:
-            smoothing = {'filter': 'one-euro', 'min_cutoff': config.smooth_min_cutoff,
-                         'beta': config.smooth_beta, 'd_cutoff': config.smooth_d_cutoff}
+        smoothing = self._smoothing()
         tracks = {}
-        for name, rows in sorted(self.tracks.items()):
-            arrays = track_arrays(self.times, self.frames, rows,
-                                  ('box', 'landmarks_2d', 'landmarks_3d'))
-            if smoothing:
+        for name, track in sorted(self.tracks.items()):
+            # memory-mapped: the rows stay on disk (landmarks writable for the second pass)
+            arrays = {'frame': self.frames.array(), 'time_s': self.times.array(),
+                      'found': track.found.array()}
+            arrays.update((key, column.array('r+')) for key, column in track.columns.items())
+            if smoothing:  # holds the parameters in memory (about 1 KB per frame)
                 arrays = smooth_track(arrays, config.smooth_min_cutoff, config.smooth_beta,
                                       config.smooth_d_cutoff)
             tracks[name] = arrays
         if smoothing:
-            self._second_pass(tracks)
+            self._second_pass(tracks, self.frames.array())
         self.video.close()  # the file is complete before it is renamed into place
         meta = {'source': self.source, 'fps': self.clip.info.fps,
                 'width': self.clip.info.width, 'height': self.clip.info.height,
                 'smoothing': smoothing}
         contents = {}
         for name, arrays in tracks.items():
+            arrays = {key: value for key, value in arrays.items() if key not in CROP_KEYS}
             arrays['fps'] = np.float64(self.clip.info.fps)
-            contents[clip_output_path(name, 'track')] = npz_bytes(arrays)
+            self._stage(clip_output_path(name, 'track'), '.npz', write_npz, arrays)
             if config.save_flame_parameters:
-                contents[clip_output_path(name, 'track_json')] = track_json(arrays, meta)
+                self._stage(clip_output_path(name, 'track_json'), '.json', write_track_json,
+                            arrays, meta)
             if config.neutralize_expression:
-                shape = np.median(arrays['shape'][arrays['found']], axis=0)
-                contents[clip_output_path(name, 'neutral')] = self.pipeline.neutral_obj(shape)
+                contents[clip_output_path(name, 'neutral')] = self.pipeline.neutral_obj(
+                    column_median(arrays['shape'], arrays['found']))
         self.staging.commit(contents, self.files)
         return list(contents) + list(self.files)
+
+    def _stage(self, rel, suffix, write, *args):
+        """Write output ``rel`` to a staged file with ``write(path, *args)``."""
+        staged = self.staging.new_file(suffix)
+        write(staged, *args)
+        self.files[rel] = staged
