@@ -148,6 +148,10 @@ def get_config(argv=None):
         raise flags.Error('unexpected argument %r (give images with --img_path)' % rest[1])
     if (fv.max_faces or fv.min_face_size) and not fv.detect_faces:
         raise flags.Error('--max_faces and --min_face_size need --detect_faces')
+    if not fv.smooth and any(fv[name].present for name in
+                             ('smooth_min_cutoff', 'smooth_beta', 'smooth_d_cutoff')):
+        raise flags.Error('--smooth_min_cutoff, --smooth_beta and --smooth_d_cutoff need '
+                          '--smooth')
     if not (fv.smooth_min_cutoff > 0 and fv.smooth_d_cutoff > 0 and fv.smooth_beta >= 0):
         raise flags.Error('--smooth_min_cutoff and --smooth_d_cutoff must be above 0, '
                           '--smooth_beta at least 0')

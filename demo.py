@@ -54,13 +54,15 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None):
-    """The final line: how many inputs were done (and skipped), and where (only if any were);
-    the codec of the overlay videos when there were videos."""
+def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None, partial=0):
+    """The final line: how many inputs were done (and skipped, or cut short), and where
+    (only if any were); the codec of the overlay videos when there were videos."""
     line = '%d of %d input(s) done' % (done, total)
+    if partial:
+        line += ', %d cut short (their frames kept)' % partial
     if skipped:
         line += ', %d skipped (outputs already there)' % skipped
-    if done or skipped:
+    if done or skipped or partial:
         line += ', outputs in %s' % printable(out_folder)
     if video_codec:
         line += ', overlay videos in %s' % video_codec
@@ -69,7 +71,7 @@ def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None):
 
 def split_existing(entries, clashes, config):
     """--skip_existing: ([(index, pending Entry)], [(skipped Entry, its outputs, faces,
-    frames)]).
+    video)]).
     An entry whose NAME clashes with an earlier one is never skipped (it is refused)."""
     if not config.skip_existing:
         return list(enumerate(entries)), []
@@ -119,8 +121,8 @@ def main(argv=None):
         except KeyboardInterrupt:
             print(summary(0, len(entries), config.out_folder, True, len(skipped)))
             return 128 + (stop.signum or signal.SIGINT)
-        for entry, paths, faces, frames in skipped:
-            manifest.append(entry.path, 'skipped', faces=faces, outputs=paths, frames=frames)
+        for entry, paths, faces, video in skipped:
+            manifest.append(entry.path, 'skipped', faces=faces, outputs=paths, video=video)
         with Progress(len(entries), sys.stderr, wants_bar(sys.stderr, config.quiet),
                       initial=len(skipped)) as progress:
             todo = [entry for _, entry in pending]
@@ -130,7 +132,7 @@ def main(argv=None):
                       if pipeline else RunResult(0, 0, False))
     print(summary(result.done, len(entries), config.out_folder, result.interrupted,
                   len(skipped), pipeline.video_codec if pipeline and pipeline.videos_written
-                  else None))
+                  else None, result.partial))
     if result.interrupted:
         return 128 + (stop.signum or signal.SIGINT)
     return 1 if result.failed or result.done + len(skipped) < len(entries) else 0

@@ -257,20 +257,26 @@ def test_existing_outputs_of_the_other_mode_are_not_reused(tmp_path):
 
 def test_a_finished_clip_is_skipped_only_with_every_requested_output(tmp_path):
     from config import default_config
-    from util.pipeline.outputs import finished_outputs
+    from util.pipeline.outputs import clip_settings, finished_outputs
     listed = ['params/c_face0.npz', 'params/c_face1.npz', 'video/c.mp4',
               'mesh/c_face0/000000.obj', 'mesh/c_face1/000004.obj']
     for rel in listed + ['params/c_face0.json']:  # a JSON nobody listed: not evidence
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b'x')
-    previous = {'status': 'ok', 'faces': 2, 'frames': 9, 'outputs': listed}
-    out = str(tmp_path)
     detect = default_config(detect_faces=True, max_faces=2)
-    assert finished_outputs(out, 'c', detect, previous) == (listed, 2, 9)
-    assert finished_outputs(out, 'c', default_config(detect_faces=True, save_obj_file=True),
-                            previous) == (listed, 2, 9)
+    settings = clip_settings(detect)
+    previous = {'status': 'ok', 'faces': 2, 'frames': 9, 'outputs': listed,
+                'settings': settings}
+    video = {'frames': 9, 'settings': settings}
+    out = str(tmp_path)
+    assert finished_outputs(out, 'c', detect, previous) == (listed, 2, video)
+    assert finished_outputs(out, 'c', default_config(detect_faces=True, save_obj_file=True,
+                                                     max_faces=2), previous) == (listed, 2, video)
+    # a flag that changes what is inside the outputs (here: the npz's landmarks)
+    assert finished_outputs(out, 'c', default_config(detect_faces=True, max_faces=2,
+                                                     save_landmarks=True), previous) is None
     # asked for more than the last run wrote, or made in the other mode, or not finished
-    assert finished_outputs(out, 'c', default_config(detect_faces=True,
+    assert finished_outputs(out, 'c', default_config(detect_faces=True, max_faces=2,
                                                      save_flame_parameters=True), previous) is None
     assert finished_outputs(out, 'c', default_config(), previous) is None
     assert finished_outputs(out, 'c', detect, dict(previous, status='partial')) is None

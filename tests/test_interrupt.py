@@ -229,3 +229,51 @@ def test_interrupted_clip_leaves_no_output_and_is_done_by_the_rerun(tmp_path, ch
     assert files_under(out) == sorted(['manifest.jsonl', 'params/clip.npz', 'params/clip.json',
                                        'video/clip.mp4']
                                       + ['mesh/clip/%06d.obj' % k for k in range(30)])
+
+
+FAILING_WRITER_DRIVER = r'''
+import sys
+import util.io.video_io as video_io
+real_write, written = video_io.VideoWriter.write, []
+
+def write(self, rgb):
+    written.append(1)
+    if len(written) == 6:  # the 6th frame of the first clip: the disk is full
+        raise OSError(28, 'No space left on device')
+    real_write(self, rgb)
+
+video_io.VideoWriter.write = write
+import demo
+sys.exit(demo.main(['demo'] + sys.argv[1:]))
+'''
+
+
+def test_a_frame_that_cannot_be_written_cuts_the_clip_short_and_the_batch_goes_on(
+        tmp_path, checkpoint_v2, flame_assets):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    bgr = cv2.resize(cv2.imread(IMAGE), (160, 120))
+    for name in ('a', 'b'):
+        writer = cv2.VideoWriter(str(folder / (name + '.avi')), cv2.VideoWriter_fourcc(*'MJPG'),
+                                 25.0, (160, 120))
+        for k in range(12):
+            writer.write(np.roll(bgr, k, axis=1))
+        writer.release()
+    out = tmp_path / 'out'
+    proc = subprocess.run([sys.executable, '-c', FAILING_WRITER_DRIVER, '--img_path',
+                           str(folder), '--out_folder', str(out), '--load_path', checkpoint_v2,
+                           '--flame_model_path', flame_assets['flame_model'],
+                           '--save_obj_file=True'], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error: ')]
+    assert errors == ['error: %s: [Errno 28] No space left on device' % (folder / 'a.avi')]
+    records = manifest_records(out)
+    assert [(r['status'], r['frames']) for r in records] == [('partial', 5), ('ok', 12)]
+    track = np.load(str(out / 'params' / 'a.npz'))
+    assert track['frame'].tolist() == list(range(5))
+    assert sorted(os.listdir(out / 'mesh' / 'a')) == ['%06d.obj' % k for k in range(5)]
+    assert proc.stdout.strip().splitlines()[-1].startswith(
+        '1 of 2 input(s) done, 1 cut short (their frames kept), outputs in ')
+    assert not (out / '.ringnet-partial').exists()

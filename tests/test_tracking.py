@@ -27,11 +27,25 @@ def test_one_track_starts_on_the_largest_face_and_follows_it_while_it_shrinks():
 def test_lost_track_detects_again_and_takes_the_largest_face():
     tracker = FaceTracker(1)
     tracker.update([face(100, 100, 50)])
-    # a jump farther than the face's own size is not the same face: lost in this frame
-    assert tracker.update([face(400, 100, 30)]) == {}
-    # lost: the next frame's largest face is taken, wherever it is
+    # a jump farther than the face's own size is not the same face: detected again at once,
+    # the largest face of this frame is taken
+    far = face(400, 100, 30)
+    assert tracker.update([far]) == {0: far}
+    # no face at all: lost in this frame; the next frame's largest face is taken
+    assert tracker.update([]) == {}
     small, large = face(400, 100, 30), face(10, 300, 60)
     assert tracker.update([small, large]) == {0: large}
+    # a follower keeps its face even when a larger one appears
+    near = face(14, 300, 58)
+    assert tracker.update([face(200, 200, 150), near]) == {0: near}
+
+
+def test_an_unmatched_track_takes_a_free_face_before_a_new_track_starts():
+    tracker = FaceTracker(2)
+    assert tracker.update([face(0, 0, 40)]) == {0: face(0, 0, 40)}
+    # the only face jumped: it is track 0 again, not a new track 1
+    assert tracker.update([face(200, 0, 40)]) == {0: face(200, 0, 40)}
+    assert len(tracker.boxes) == 1
 
 
 def test_several_tracks_are_numbered_left_to_right_and_keep_their_identity():

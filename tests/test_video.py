@@ -525,7 +525,7 @@ def test_bad_videos_fail_one_line_each_and_the_batch_goes_on(bad_run):
     assert records[1]['frames'] == n_cut
     assert records[0]['outputs'] == records[2]['outputs'] == []
     assert proc.stdout.strip().splitlines()[-1].startswith(
-        '1 of 4 input(s) done, outputs in %s' % out)
+        '1 of 4 input(s) done, 1 cut short (their frames kept), outputs in %s' % out)
 
 
 def test_cut_clip_keeps_exactly_its_decoded_frames(bad_run, clip_run):

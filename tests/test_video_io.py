@@ -1,5 +1,6 @@
 """util.io.video_io: frames in as a stream, the overlay video out; checked with PyAV (FFmpeg
 without OpenCV) as the second decoder, and with clips whose pixels encode their frame number."""
+import fractions
 import os
 import subprocess
 import sys
@@ -110,3 +111,44 @@ def test_codec_probe_names_one_of_the_two_and_prints_nothing():
                            'print(best_codec())'], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.strip() in ('H.264', 'MPEG-4 Part 2')
     assert proc.stderr == ''
+
+
+def pyav_clip(path, times_s, container_format=None, codec='mpeg4', ticks=1000):
+    """A clip written with PyAV whose frame k is shown at times_s[k] (time base 1 / ticks)."""
+    with av.open(str(path), 'w', format=container_format) as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, 'yuv420p'
+        stream.codec_context.time_base = fractions.Fraction(1, ticks)
+        for k, t in enumerate(times_s):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * k % 256, np.uint8),
+                                               format='rgb24')
+            frame.pts = int(round(t * ticks))
+            frame.time_base = fractions.Fraction(1, ticks)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return str(path)
+
+
+def test_variable_frame_rate_mkv_is_not_called_damaged(tmp_path):
+    """20 frames at 30 fps then 10 at 5 fps: MKV has no frame count, OpenCV estimates one from
+    the duration at the nominal rate (81 here); every frame decodes and the clip is whole."""
+    times = [k / 30 for k in range(20)] + [20 / 30 + k / 5 for k in range(10)]
+    path = pyav_clip(tmp_path / 'vfr.mkv', times)
+    with VideoReader(path) as reader:
+        assert reader.info.frame_count > 30  # the estimate the old rule tripped over
+        frames = list(reader.frames())
+    assert len(frames) == 30
+    np.testing.assert_allclose([f.time_s for f in frames], times, atol=2e-3)
+
+
+def test_times_always_move_forward(tmp_path):
+    """A raw MPEG-1 stream has no container timestamps for its last, flushed frame (OpenCV
+    says 0): the time goes on at 1 / fps instead of jumping back."""
+    path = pyav_clip(tmp_path / 'es.mpg', [k / 25 for k in range(8)], 'mpeg1video',
+                     'mpeg1video', ticks=25)
+    with VideoReader(path) as reader:
+        times = [f.time_s for f in reader.frames()]
+    assert len(times) == 8 and np.all(np.diff(times) > 0), times
+    np.testing.assert_allclose(times, np.arange(8) / reader.info.fps, atol=1e-6)

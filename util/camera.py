@@ -37,3 +37,26 @@ def project(v_cam, f, c):
     """(...,3) camera coordinates -> (...,2) pixels: u = f * X / Z + c (no rotation, no distortion)."""
     v_cam = np.asarray(v_cam, dtype=np.float64)
     return f * v_cam[..., :2] / v_cam[..., 2:3] + np.asarray(c, dtype=np.float64)
+
+
+def image_weak_perspective(cam, scale, offset, img_size):
+    """cam (N,3) = (s, tx, ty) of crops cut at ``scale`` (N,) and ``offset`` (N,2) (a crop
+    pixel u shows input pixel (u + offset) / scale) -> (N,3) (a, bx, by), the same camera in
+    input pixels: x = a * X + bx, y = a * Y + by for a vertex (X, Y, Z) (docs/formats.md §2,
+    §4: a = (img_size / 2) s / scale, b = (a t + (img_size / 2 + offset) / scale))."""
+    cam = np.asarray(cam, dtype=np.float64)
+    scale = np.asarray(scale, dtype=np.float64)[:, None]
+    half = 0.5 * img_size
+    a = half * cam[:, :1] / scale
+    return np.concatenate([a, a * cam[:, 1:] + (half + np.asarray(offset)) / scale], axis=1)
+
+
+def crop_weak_perspective(image_cam, scale, offset, img_size):
+    """The inverse of image_weak_perspective: (N,3) (a, bx, by) in input pixels -> cam (N,3)
+    (s, tx, ty) of the crops cut at ``scale`` (N,) and ``offset`` (N,2)."""
+    image_cam = np.asarray(image_cam, dtype=np.float64)
+    scale = np.asarray(scale, dtype=np.float64)[:, None]
+    half = 0.5 * img_size
+    a = image_cam[:, :1]
+    t = (image_cam[:, 1:] - (half + np.asarray(offset)) / scale) / a
+    return np.concatenate([a * scale / half, t], axis=1)

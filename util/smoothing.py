@@ -150,5 +150,14 @@ def smooth_track(track, min_cutoff=1.0, beta=0.0, d_cutoff=1.0):
     shape = params['shape']
     out['shape'] = np.full(shape.shape, np.nan, dtype=_float_dtype(shape))
     if found.any():
-        out['shape'][found] = np.median(shape[found].astype(np.float64), axis=0)
+        out['shape'][found] = median_rows(shape, found)
     return out
+
+
+def median_rows(column, found):
+    """Per-component median (D,) float64 of (T,D) ``column`` over the rows where ``found``
+    (T,) is True, one component at a time (T values in memory, not (T,D): ``column`` may be
+    memory-mapped from disk)."""
+    rows = np.flatnonzero(np.asarray(found))
+    return np.array([np.median(np.asarray(column[:, j], dtype=np.float64)[rows])
+                     for j in range(column.shape[1])])

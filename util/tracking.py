@@ -3,9 +3,9 @@
 Faces are detected in every frame (so each frame is cropped exactly as a photo of it would
 be); tracking only decides the identity of each detection. A track takes the detection
 nearest to its box in the previous frame, if that one moved less than the box's own size;
-otherwise the track is lost in this frame and takes the largest free face of a later frame
-again (detect again). Tracks start in the first frame with faces, the largest ones, numbered
-left to right as in a photo.
+otherwise it takes the largest face left over (detect again), or is lost in this frame if
+none is. Tracks start in the first frame with faces, the largest ones, numbered left to right
+as in a photo.
 """
 import numpy as np
 
@@ -20,6 +20,12 @@ def box_sides(boxes):
     """boxes (N,4) -> (N,) the longer side of each."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def box_areas(boxes):
+    """boxes (N,4) -> (N,) their areas."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def nearest_matches(previous, boxes):
@@ -59,10 +65,12 @@ class FaceTracker:
         for row, b in matches.items():
             found[following[row]] = faces[b]
         taken = set(matches.values())
-        # largest free faces first, for lost tracks (in track order) and then new ones
+        # largest free faces first (by area, as util.detect.select_faces), for the tracks
+        # not found yet (lost before, or now: detect again at once; in track order), then
+        # for new tracks
         free = sorted((b for b in range(len(faces)) if b not in taken),
-                      key=lambda b: -box_sides([faces[b].box])[0])
-        lost = [k for k, box in enumerate(self.boxes) if box is None]
+                      key=lambda b: -box_areas([faces[b].box])[0])
+        lost = [k for k in range(len(self.boxes)) if k not in found]
         for k, b in zip(lost, free):
             found[k] = faces[b]
         free = free[len(lost):][:self.n_tracks - len(self.boxes)]

@@ -1,14 +1,15 @@
 """Video files through OpenCV's FFmpeg: frames in as a stream, the overlay video out.
 
 Only one decoded frame is held at a time, so memory does not grow with the clip. FFmpeg's and
-OpenCV's own diagnostics are silenced while a file is opened, read or written: a damaged
-stream would print one line per frame over the progress bar, and the caller reports the
-problem in one line of its own (VideoError names the file).
+OpenCV's own diagnostics are silenced: a damaged stream would print one line per frame over
+the progress bar, and the caller reports the problem in one line of its own (a reader's
+VideoError names the file; a writer's, whose path is a temporary, does not).
 """
 import collections
 import contextlib
 import os
 import tempfile
+import threading
 
 import cv2
 import numpy as np
@@ -31,17 +32,24 @@ class VideoError(ValueError):
     """A video cannot be opened, read or written; the message is one line naming the file."""
 
 
+# OpenCV's log level is one per process: the save / silence / restore of quiet_ffmpeg must not
+# interleave between the reading and the writing thread
+_LOG_LEVEL_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def quiet_ffmpeg():
-    """Silence FFmpeg's and OpenCV's stderr diagnostics for the block (OpenCV reads
-    OPENCV_FFMPEG_LOGLEVEL once, when FFmpeg is first used; -8 is AV_LOG_QUIET)."""
+    """Silence FFmpeg's and OpenCV's stderr diagnostics while a file is opened (OpenCV reads
+    OPENCV_FFMPEG_LOGLEVEL once, when FFmpeg is first used; -8 is AV_LOG_QUIET, which then
+    also covers FFmpeg's per-frame complaints about damaged data)."""
     os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        cv2.utils.logging.setLogLevel(level)
+    with _LOG_LEVEL_LOCK:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            yield
+        finally:
+            cv2.utils.logging.setLogLevel(level)
 
 
 class VideoReader:
@@ -79,43 +87,56 @@ class VideoReader:
     def close(self):
         self._cap.release()
 
-    def _time_s(self, index):
+    def _time_s(self, previous):
         """Presentation time of the frame just decoded: the stream's timestamp (right for
-        variable frame rates), else index / fps."""
+        variable frame rates), unless it is missing or does not move forward (OpenCV says 0
+        for a frame without one; joined streams restart theirs), then previous + 1 / fps.
+        previous: the time of the frame before (None for the first)."""
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-        return msec / 1000.0 if np.isfinite(msec) and msec >= 0 else index / self.info.fps
+        if np.isfinite(msec) and msec >= 0 and (previous is None or msec / 1000.0 > previous):
+            return msec / 1000.0
+        return 0.0 if previous is None else previous + 1.0 / self.info.fps
 
     def frames(self, every_n=1, max_frames=0):
         """Yield VideoFrame for frames 0, every_n, 2 every_n, ... (at most ``max_frames``; 0:
         all). Frames in between are only demuxed and decoded (grab), not converted.
 
-        Raises VideoError when the file has no frame, or when decoding stops more than one
-        frame before the count the container states (a cut or damaged file): the frames
-        yielded until then stand.
+        Raises VideoError when the file has no frame, or when it is cut or damaged (see
+        stopped_early): the frames yielded until then stand.
         """
         if every_n < 1:
             raise ValueError('every_n must be at least 1, not %d' % every_n)
-        yielded = 0
-        index = 0
+        yielded, index, time_s = 0, 0, None
         while not max_frames or yielded < max_frames:
             wanted = index % every_n == 0
-            with quiet_ffmpeg():
-                ok, bgr = self._cap.read() if wanted else (self._cap.grab(), None)
+            ok, bgr = self._cap.read() if wanted else (self._cap.grab(), None)
             if not ok:
                 break
+            time_s = self._time_s(time_s)
             if wanted:
-                yield VideoFrame(index, self._time_s(index),
-                                 cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr))
+                yield VideoFrame(index, time_s, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr))
                 yielded += 1
             index += 1
         else:
             return  # stopped at max_frames
         if index == 0:
             raise VideoError('%s: the video has no frames' % self.path)
-        # containers that estimate the count from the duration can be off by one
-        if self.info.frame_count and index < self.info.frame_count - 1:
+        if stopped_early(index, time_s, self.info):
             raise VideoError('%s: decoding stopped at frame %d of %d (the file is cut or '
                              'damaged)' % (self.path, index, self.info.frame_count))
+
+
+def stopped_early(decoded, last_time_s, info):
+    """Did decoding end before the clip does? ``decoded`` frames, the last at ``last_time_s``.
+
+    Only when fewer than the stated count minus one were decoded AND the last one is before
+    90 % of the stated duration (count / fps): containers without a frame count (MKV, WebM)
+    make OpenCV estimate it from the duration at the nominal rate, which a variable frame
+    rate throws off, so the count alone would call good files damaged.
+    """
+    if not info.frame_count or decoded >= info.frame_count - 1:
+        return False
+    return last_time_s < 0.9 * info.frame_count / info.fps
 
 
 def _probe(codec):
@@ -154,25 +175,22 @@ class VideoWriter:
         with quiet_ffmpeg():
             self._writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*FOURCC[codec]),
                                            float(fps), self._padded)
-        if not self._writer.isOpened():
-            raise VideoError('%s: cannot write a %s video of %dx%d' % (path, codec, width,
-                                                                        height))
+        if not self._writer.isOpened():  # the path is a temporary: the caller names the input
+            raise VideoError('the %s encoder refuses a video of %dx%d' % (codec, width,
+                                                                          height))
 
     def write(self, rgb):
         height, width = rgb.shape[:2]
         if (width, height) != self.size:
-            raise VideoError('%s: frame of %dx%d in a %dx%d video'
-                             % (self.path, width, height, *self.size))
+            raise VideoError('a frame of %dx%d in a %dx%d video' % (width, height, *self.size))
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if self._padded != self.size:
             bgr = cv2.copyMakeBorder(bgr, 0, self._padded[1] - height, 0,
                                      self._padded[0] - width, cv2.BORDER_REPLICATE)
-        with quiet_ffmpeg():
-            self._writer.write(bgr)
+        self._writer.write(bgr)
 
     def close(self):
-        with quiet_ffmpeg():
-            self._writer.release()
+        self._writer.release()
 
     def __enter__(self):
         return self

@@ -12,19 +12,17 @@ import threading
 
 import numpy as np
 
-from util.camera import render_camera
+from util.camera import crop_weak_perspective, image_weak_perspective, render_camera
 from util.head_pose import head_pose_deg
 from util.io.columns import RowFile, write_npz
 from util.io.video_io import VideoWriter
 from util.pipeline.frames import Prediction
 from util.pipeline.outputs import clip_output_path
-from util.smoothing import smooth_track
+from util.smoothing import median_rows, smooth_track
 from util.theta import split_theta
 from util.using_flame_parameters import flame_vertices
 
 PARAMS = ('cam', 'pose', 'shape', 'expression')
-# kept per row for --smooth's second pass (the frame's crop, for its camera), not written
-CROP_KEYS = ('crop_scale', 'crop_start')
 JSON_CHUNK = 1024  # rows formatted at a time: the JSON is streamed, never built whole
 
 
@@ -94,13 +92,6 @@ def write_track_json(path, arrays, meta):
         fh.write('}\n')
 
 
-def column_median(column, found):
-    """Per-component median of (T,D) ``column`` over the rows where ``found``, one component
-    at a time (a column of T values in memory, not the whole (T,D))."""
-    rows = np.flatnonzero(np.asarray(found))
-    return np.array([np.median(np.asarray(column[:, j])[rows]) for j in range(column.shape[1])])
-
-
 def smoothed_prediction(arrays, row, image, img_size):
     """Row ``row`` of a (smoothed) track -> the Prediction it stands for (theta from its
     parameters, the crop from its crop_* columns; vertices None, for the caller to fill), or
@@ -108,8 +99,8 @@ def smoothed_prediction(arrays, row, image, img_size):
     if not arrays['found'][row]:
         return None
     theta = np.concatenate([np.asarray(arrays[k][row], dtype=np.float32) for k in PARAMS])
-    proc_param = {'scale': float(arrays['crop_scale'][row]),
-                  'start_pt': np.asarray(arrays['crop_start'][row]), 'img_size': img_size}
+    proc_param = {'scale': float(arrays['crop_scale'][row]), 'img_size': img_size,
+                  'start_pt': np.asarray(arrays['crop_offset'][row]) + img_size / 2.0}
     return Prediction(image, proc_param, None, theta)
 
 
@@ -132,44 +123,55 @@ class ClipRecorder:
         self.tracks = {}  # track NAME -> TrackColumns
         self.files = {}  # relative output path -> staged file
         self.video = None
-        self.closed = False
+        self.closed = False  # abort() or finish() came: nothing more is written
+        self.stopped = False  # an add() failed: later frames are dropped, the rest is kept
         # abort() may come from the reading thread while the worker writes a frame
         self._lock = threading.Lock()
 
     def add(self, picture, preds):
-        """One kept frame: its track rows, and (unless smoothing) its meshes and overlay."""
+        """One kept frame: its track rows, and (unless smoothing) its meshes and overlay ->
+        True, or False when the clip no longer takes frames. If it raises, the clip stops
+        there (stopped): the frames before it are still written by finish()."""
         with self._lock:
-            if not self.closed:
+            if self.closed or self.stopped:
+                return False
+            try:
                 self._add(picture, preds)
+            except BaseException:
+                self.stopped = True
+                raise
+            return True
 
     def _add(self, picture, preds):
         found = {}
         for frame, pred in zip(picture.frames, preds):
             row = self.pipeline.track_row(frame, pred)
             row['crop_scale'] = pred.proc_param['scale']
-            row['crop_start'] = np.asarray(pred.proc_param['start_pt'], dtype=np.float64)
+            row['crop_offset'] = (np.asarray(pred.proc_param['start_pt'], dtype=np.float64)
+                                  - self.pipeline.config.img_size / 2.0)
             found[frame.name] = row
-            if frame.name not in self.tracks:
-                self.tracks[frame.name] = TrackColumns(self.staging.new_file, row,
-                                                       self.frames.rows)
+        if not self.pipeline.config.smooth:  # first: a frame that fails leaves no row
+            self._write_frame(picture.index, picture.image,
+                              [(frame.name, pred) for frame, pred in zip(picture.frames, preds)])
+        for name, row in found.items():
+            if name not in self.tracks:
+                self.tracks[name] = TrackColumns(self.staging.new_file, row, self.frames.rows)
         for name, track in self.tracks.items():
             track.append(found.get(name))
         self.frames.append(picture.index)
         self.times.append(picture.time_s)
-        if not self.pipeline.config.smooth:
-            self._write_frame(picture.index, picture.image,
-                              [(frame.name, pred) for frame, pred in zip(picture.frames, preds)])
 
     def _write_frame(self, index, image, named_preds):
         """Frame number ``index`` of the overlay video, and each track's mesh of it.
         named_preds: [(track NAME, Prediction)] of the tracks found in it."""
         pipeline = self.pipeline
+        meshes = {}  # listed for the commit only once the frame is in the video too
         if pipeline.config.save_obj_file:
             for name, pred in named_preds:
                 staged = self.staging.new_file('.obj')
                 with open(staged, 'wb') as fh:
                     fh.write(pipeline.obj_mesh.obj_text(pred.vertices).encode())
-                self.files[clip_output_path(name, 'frame_mesh', index)] = staged
+                meshes[clip_output_path(name, 'frame_mesh', index)] = staged
         if self.video is None:
             height, width = image.shape[:2]
             staged = self.staging.new_file('.mp4')
@@ -178,6 +180,7 @@ class ClipRecorder:
             self.video = VideoWriter(staged, fps, width, height, self.codec)
             self.files[clip_output_path(self.clip.name, 'video')] = staged
         self.video.write(pipeline.overlay(image, [pred for _, pred in named_preds]))
+        self.files.update(meshes)
 
     def _second_pass(self, tracks, frames):
         """--smooth: the meshes and overlay video of the smoothed ``tracks`` {NAME: arrays},
@@ -186,6 +189,9 @@ class ClipRecorder:
         pipeline, config = self.pipeline, self.pipeline.config
         rows = iter(range(len(frames)))
         for row, video_frame in zip(rows, self.clip.reread()):
+            if video_frame.index != frames[row]:
+                raise ValueError('the second pass (--smooth) read frame %d where the first read '
+                                 '%d' % (video_frame.index, frames[row]))
             named_preds = []
             for name, arrays in tracks.items():
                 pred = smoothed_prediction(arrays, row, video_frame.image, config.img_size)
@@ -236,6 +242,18 @@ class ClipRecorder:
         return {'filter': 'one-euro', 'min_cutoff': config.smooth_min_cutoff,
                 'beta': config.smooth_beta, 'd_cutoff': config.smooth_d_cutoff}
 
+    def _smoothed(self, arrays):
+        """--smooth of a track's arrays. The camera is smoothed in input pixels: each frame's
+        crop follows its own face box, so its crop-relative cam jumps with the detector;
+        (scale, position) in the input image do not."""
+        config = self.pipeline.config
+        crop = (arrays['crop_scale'], arrays['crop_offset'], config.img_size)
+        arrays = dict(arrays, cam=image_weak_perspective(arrays['cam'], *crop))
+        arrays = smooth_track(arrays, config.smooth_min_cutoff, config.smooth_beta,
+                              config.smooth_d_cutoff)
+        arrays['cam'] = crop_weak_perspective(arrays['cam'], *crop).astype(np.float32)
+        return arrays
+
     def _finish(self):
         config = self.pipeline.config
         if not self.frames.rows or not self.tracks:
@@ -248,8 +266,7 @@ class ClipRecorder:
                       'found': track.found.array()}
             arrays.update((key, column.array('r+')) for key, column in track.columns.items())
             if smoothing:  # holds the parameters in memory (about 1 KB per frame)
-                arrays = smooth_track(arrays, config.smooth_min_cutoff, config.smooth_beta,
-                                      config.smooth_d_cutoff)
+                arrays = self._smoothed(arrays)
             tracks[name] = arrays
         if smoothing:
             self._second_pass(tracks, self.frames.array())
@@ -259,7 +276,7 @@ class ClipRecorder:
                 'smoothing': smoothing}
         contents = {}
         for name, arrays in tracks.items():
-            arrays = {key: value for key, value in arrays.items() if key not in CROP_KEYS}
+            arrays = dict(arrays)
             arrays['fps'] = np.float64(self.clip.info.fps)
             self._stage(clip_output_path(name, 'track'), '.npz', write_npz, arrays)
             if config.save_flame_parameters:
@@ -267,7 +284,7 @@ class ClipRecorder:
                             arrays, meta)
             if config.neutralize_expression:
                 contents[clip_output_path(name, 'neutral')] = self.pipeline.neutral_obj(
-                    column_median(arrays['shape'], arrays['found']))
+                    median_rows(arrays['shape'], arrays['found']))
         self.staging.commit(contents, self.files)
         return list(contents) + list(self.files)
 

@@ -5,7 +5,8 @@ failed or skipped, so a run that is interrupted or killed still leaves a true re
 finished. Lines: {"input", "status" (ok | failed | skipped | partial: a video cut short, its
 frames kept), "error" (one line or null), "faces" (faces, or a video's tracks, processed with
 --detect_faces, else null), "outputs" (paths relative to OUT), "seconds"}, and for a video
-"frames" (frames written).
+"frames" (frames written) and "settings" (the flags its outputs depend on, for
+--skip_existing).
 """
 import json
 import os
@@ -14,14 +15,13 @@ import threading
 from util.pipeline.outputs import MANIFEST
 
 
-def manifest_line(source, status, error=None, faces=None, outputs=(), seconds=0.0, frames=None):
+def manifest_line(source, status, error=None, faces=None, outputs=(), seconds=0.0, video=None):
     """One manifest record as a line of JSON text (ASCII; file names escaped as \\uXXXX);
-    ``frames`` only for a video."""
+    ``video``: {'frames', 'settings'} of a video, added to the record."""
     record = {'input': source, 'status': status, 'error': error, 'faces': faces,
               'outputs': [p.replace(os.sep, '/') for p in outputs],
               'seconds': round(float(seconds), 4)}
-    if frames is not None:
-        record['frames'] = frames
+    record.update(video or {})
     return json.dumps(record) + '\n'
 
 
@@ -64,9 +64,9 @@ class Manifest:
         self._fh.close()
 
     def append(self, source, status, error=None, faces=None, outputs=(), seconds=0.0,
-               frames=None):
+               video=None):
         """Write one record and flush it to the OS at once."""
         with self._lock:
             self._fh.write(manifest_line(source, status, error, faces, outputs, seconds,
-                                         frames))
+                                         video))
             self._fh.flush()

@@ -110,13 +110,27 @@ def existing_outputs(out_folder, name, config, previous=None):
     return (paths, faces) if all(there(p) for p in paths) else None
 
 
+# the flags a clip's outputs depend on beyond the files they make (npz contents, thinning,
+# tracking, smoothing, drawing): a clip made with other values is not skipped
+CLIP_SETTINGS = ('every_n_frames', 'max_frames', 'max_faces', 'min_face_size', 'save_landmarks',
+                 'draw_landmarks', 'smooth', 'smooth_min_cutoff', 'smooth_beta',
+                 'smooth_d_cutoff')
+
+
+def clip_settings(config):
+    """{flag: value} of CLIP_SETTINGS, as the manifest records them for a video."""
+    return {name: getattr(config, name) for name in CLIP_SETTINGS}
+
+
 def existing_clip_outputs(out_folder, name, config, previous):
-    """(relative paths, faces, frames) of a video's outputs when its previous manifest line
-    (``previous``: status ok or skipped, with 'frames') lists every output this config asks
-    for and all of them exist under ``out_folder``, else None. The tracks are those the
-    previous run wrote (params/TRACK.npz); outputs made with or without --detect_faces are
-    not reused in the other mode."""
+    """(relative paths, faces, {'frames', 'settings'}) of a video's outputs when its previous
+    manifest line (``previous``: status ok or skipped, with 'frames' and the same
+    clip_settings) lists every output this config asks for and all of them exist under
+    ``out_folder``, else None. The tracks are those the previous run wrote
+    (params/TRACK.npz); outputs made with or without --detect_faces are not reused in the
+    other mode."""
     if (previous.get('status') not in ('ok', 'skipped') or 'frames' not in previous
+            or previous.get('settings') != clip_settings(config)
             or (previous.get('faces') is None) == bool(config.detect_faces)):
         return None
     listed = [p.replace('/', os.sep) for p in previous.get('outputs') or []]
@@ -132,13 +146,14 @@ def existing_clip_outputs(out_folder, name, config, previous):
                                                   for m in meshes.values()))
             or not all(os.path.isfile(os.path.join(out_folder, p)) for p in listed)):
         return None
-    return listed, previous.get('faces'), previous['frames']
+    return listed, previous.get('faces'), {'frames': previous['frames'],
+                                           'settings': previous['settings']}
 
 
 def finished_outputs(out_folder, name, config, previous=None):
-    """--skip_existing: (relative paths, faces, frames) of an input whose requested outputs
+    """--skip_existing: (relative paths, faces, video) of an input whose requested outputs
     all exist (existing_clip_outputs for a video the previous run recorded, existing_outputs
-    otherwise; frames is None for a photo), else None."""
+    otherwise; video, the manifest's video fields, is None for a photo), else None."""
     if previous is not None and 'frames' in previous:
         return existing_clip_outputs(out_folder, name, config, previous)
     found = existing_outputs(out_folder, name, config, previous)

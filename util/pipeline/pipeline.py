@@ -26,7 +26,7 @@ from util.landmarks import (landmarks_68, load_dynamic_embedding, load_static_em
                             yaw_from_pose)
 from util.pipeline.clip import ClipRecorder
 from util.pipeline.frames import Clip, Prediction
-from util.pipeline.outputs import frame_kinds, output_path, wants_landmarks
+from util.pipeline.outputs import clip_settings, frame_kinds, output_path, wants_landmarks
 from util.pipeline.sidecar import json_bytes, params_record
 from util.pipeline.sources import clash_error
 from util.preprocess import preprocess_image
@@ -36,11 +36,12 @@ from util.texture_data import load_texture_data
 from util.theta import split_theta
 from util.using_flame_parameters import neutral_vertices
 
-RunResult = collections.namedtuple('RunResult', 'done failed interrupted')
+RunResult = collections.namedtuple('RunResult', 'done failed interrupted partial',
+                                   defaults=(0,))
 RunResult.__doc__ = """done / failed: items (inputs) whose outputs were all written / that
 failed or were cut short (reported); interrupted: the run stopped early on KeyboardInterrupt
 (SIGINT, or SIGTERM turned into one by the command line), after finishing the picture being
-written."""
+written; partial: of the failed, the videos cut short whose frames were written."""
 
 
 def npy_bytes(value):
@@ -142,14 +143,21 @@ class Pipeline:
             row['landmarks_2d'], row['landmarks_3d'] = self.landmark_points(pred, cam)
         return row
 
+    def cameras(self, preds):
+        """[util.camera.RenderCamera] of each prediction, in its input image's pixels."""
+        return [render_camera(p.theta[:3], p.proc_param, self.config.img_size) for p in preds]
+
+    def dots(self, preds, cams):
+        """The landmark dots to draw ([(68,2)] pixels, with --draw_landmarks; else [])."""
+        return ([self.landmark_points(p, cam)[0] for p, cam in zip(preds, cams)]
+                if self.config.draw_landmarks else [])
+
     def overlay(self, image, preds):
         """A video frame (H,W,3) with every found track's mesh over it (landmarks with
         --draw_landmarks), at the frame's size: four_panel's second panel."""
-        cams = [render_camera(p.theta[:3], p.proc_param, self.config.img_size) for p in preds]
-        points = [self.landmark_points(p, cam)[0] for p, cam in zip(preds, cams)] \
-            if self.config.draw_landmarks else []
+        cams = self.cameras(preds)
         return overlay_panel(image, [(p.vertices, cam) for p, cam in zip(preds, cams)],
-                             self.faces, points)
+                             self.faces, self.dots(preds, cams))
 
     def frame_outputs(self, frame, pred, source):
         """{relative path: bytes} of one frame's outputs except the panel."""
@@ -190,13 +198,10 @@ class Pipeline:
 
     def panel(self, picture, preds):
         """The picture's 4-panel image (every frame's mesh; landmarks with --draw_landmarks)."""
-        cams = [render_camera(p.theta[:3], p.proc_param, self.config.img_size) for p in preds]
         # panels of huge photos are drawn smaller (the texture still samples the full image)
-        image, cams = fit_to_side(picture.image, cams, MAX_PANEL_SIDE)
-        points = [self.landmark_points(p, cam)[0] for p, cam in zip(preds, cams)] \
-            if self.config.draw_landmarks else []
+        image, cams = fit_to_side(picture.image, self.cameras(preds), MAX_PANEL_SIDE)
         return four_panel(image, [(p.vertices, cam) for p, cam in zip(preds, cams)],
-                          self.faces, points)
+                          self.faces, self.dots(preds, cams))
 
     def outputs(self, picture, preds, source=''):
         """{relative path: file content (bytes)} for every requested output of a picture whose
@@ -260,7 +265,8 @@ class Pipeline:
                 # leaving the executor waits for the queued writes
             if jobs is not None:
                 jobs.close()  # an interrupted clip drops its staged outputs
-        return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted)
+        return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted,
+                         counts['partial'])
 
     def _jobs(self, item, names, record, err, staging, progress):
         """Worker-thread jobs (no-argument callables) for ``item``: each picture's writes;
@@ -290,8 +296,8 @@ class Pipeline:
         failures are reported and noted in ``record``."""
         start = time.perf_counter()
         for picture in pictures:
-            # frame names derive from the picture's (NAME, NAME_face<k>): one check
-            self._claim(names, picture.name, source)
+            for name in sorted({picture.name} | {frame.name for frame in picture.frames}):
+                self._claim(names, name, source)
             try:
                 preds = [self.predict(frame) for frame in picture.frames]
             except KeyboardInterrupt:
@@ -312,6 +318,7 @@ class Pipeline:
             self.video_codec = best_codec()
         recorder = ClipRecorder(self, clip, staging, self.video_codec, item.source)
         record.frames = 0
+        record.settings = clip_settings(self.config)
         if progress is not None:  # one unit per frame instead of one for the clip
             yield functools.partial(progress.expect, max(clip.expected, 1) - 1, 'frame')
         handed_over = False  # the commit job is the worker's: it runs, even if interrupted
@@ -319,10 +326,14 @@ class Pipeline:
             try:
                 start = time.perf_counter()
                 for picture in clip.pictures:
+                    if recorder.stopped:  # writing a frame failed: the rest is not read
+                        break
+                    for frame in picture.frames:  # tracks too: NAME_face<k> of a photo
+                        self._claim(names, frame.name, item.source)
                     preds = [self.predict(frame) for frame in picture.frames]
                     record.seconds += time.perf_counter() - start
                     yield functools.partial(self._add_frame, recorder, picture, preds, record,
-                                            progress)
+                                            progress, err)
                     start = time.perf_counter()
             except Exception as e:  # noqa: BLE001 - the frames done so far are kept
                 record.fail(item.source, e, err)
@@ -333,11 +344,15 @@ class Pipeline:
             if not handed_over:  # interrupted, or closed by run(): nothing is committed
                 recorder.abort()
 
-    def _add_frame(self, recorder, picture, preds, record, progress):
+    def _add_frame(self, recorder, picture, preds, record, progress, err):
+        """recorder.add() on the worker thread; a failure is reported and stops the clip
+        (its frames so far are kept)."""
         start = time.perf_counter()
         try:
-            recorder.add(picture, preds)
-            record.frames += 1
+            record.frames += recorder.add(picture, preds)
+        except Exception as e:  # noqa: BLE001 - reported per clip, the batch goes on
+            record.fail(record.source, e, err)
+            return
         finally:
             record.seconds += time.perf_counter() - start
         if progress is not None:
@@ -379,7 +394,7 @@ class Pipeline:
         if manifest is not None:
             manifest.append(record.source, status, record.error,
                             record.faces if self.config.detect_faces else None, record.outputs,
-                            record.seconds, record.frames)
+                            record.seconds, record.video())
         if progress is not None and record.frames is None:
             progress.update()
 
@@ -395,6 +410,12 @@ class ItemRecord:
         self.outputs = []
         self.faces = 0
         self.frames = None  # video frames written (None: not a video)
+        self.settings = None  # a video's util.pipeline.outputs.clip_settings
+
+    def video(self):
+        """The manifest's video fields ({'frames', 'settings'}), None for a photo."""
+        return None if self.frames is None else {'frames': self.frames,
+                                                 'settings': self.settings}
 
     def status(self):
         """'ok', 'failed' (nothing written) or 'partial' (a clip cut short, its frames kept)."""

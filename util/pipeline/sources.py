@@ -143,15 +143,16 @@ def _refused(error):
 
 
 def is_image_file(path):
-    """True when ``path`` is read as a photo: an image extension, or image magic bytes; a
-    file that cannot be read counts as one (the image reader names the problem)."""
+    """True when ``path`` is read as a photo: an image extension, or image magic bytes. A
+    path that cannot be read (missing, a folder) goes by its extension alone, so the reader
+    that names the problem is the one the user expects."""
     if path.lower().endswith(IMAGE_EXTENSIONS):
         return True
     try:
         with open(path, 'rb') as fh:
             return image_format(fh.read(16)) is not None
     except OSError:
-        return True
+        return not path.lower().endswith(VIDEO_EXTENSIONS)
 
 
 def read_image_pictures(path, name, max_pixels=MAX_PIXELS):
