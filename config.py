@@ -117,6 +117,19 @@ def build_flags(flag_values=None):
                        'speed; higher lags less in fast motion', flag_values=fv)
     flags.DEFINE_float('smooth_d_cutoff', 1.0, 'With --smooth: the cutoff frequency (Hz) of '
                        'the speed estimate', flag_values=fv)
+    flags.DEFINE_enum('engine', 'local', ['local', 'ray'],
+                      'local: this process. ray: a Ray cluster through Ray Data (pip install -r '
+                      'requirements-ray.txt): a pool of workers, each loading the model once and '
+                      'writing its own outputs', flag_values=fv)
+    flags.DEFINE_string('ray_address', '', "With --engine=ray: the cluster to join (e.g. "
+                        "ray://head:10001 or auto); empty: $RAY_ADDRESS if set, else a Ray "
+                        "started on this machine", flag_values=fv)
+    flags.DEFINE_integer('ray_workers', 0, 'With --engine=ray: workers (actors; 0: as many as '
+                         "the cluster's CPUs hold at --ray_cpus_per_worker)", lower_bound=0,
+                         flag_values=fv)
+    flags.DEFINE_integer('ray_cpus_per_worker', 1, 'With --engine=ray: CPUs each worker '
+                         'reserves from Ray (how many workers share a machine)', lower_bound=1,
+                         flag_values=fv)
     flags.DEFINE_string('template_mesh', '',
                         'Optional OBJ/PLY mesh whose faces replace those of the FLAME model file '
                         '(e.g. the original FLAME_sample.ply)', flag_values=fv)
@@ -155,6 +168,10 @@ def get_config(argv=None):
     if not (fv.smooth_min_cutoff > 0 and fv.smooth_d_cutoff > 0 and fv.smooth_beta >= 0):
         raise flags.Error('--smooth_min_cutoff and --smooth_d_cutoff must be above 0, '
                           '--smooth_beta at least 0')
+    if fv.engine != 'ray' and any(fv[name].present for name in
+                                  ('ray_address', 'ray_workers', 'ray_cpus_per_worker')):
+        raise flags.Error('--ray_address, --ray_workers and --ray_cpus_per_worker need '
+                          '--engine=ray')
     if fv.precision != 'fp32' and fv.backend == 'tf':
         raise flags.Error('--precision=%s needs --backend=onnx (or auto)' % fv.precision)
     return fv

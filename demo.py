@@ -112,7 +112,7 @@ def main(argv=None):
             files = resolve_model_files(config) if pending else None
             check_writable(config.out_folder)
             manifest = stack.enter_context(Manifest(config.out_folder))
-            if pending:  # with nothing left to do, the network never loads
+            if pending and config.engine == 'local':  # nothing left to do: no network
                 pipeline = Pipeline(config, files, load_backend(
                     files['load_path'], config.batch_size, config.backend, config.precision))
         except (IOError, ValueError) as e:
@@ -123,13 +123,23 @@ def main(argv=None):
             return 128 + (stop.signum or signal.SIGINT)
         for entry, paths, faces, video in skipped:
             manifest.append(entry.path, 'skipped', faces=faces, outputs=paths, video=video)
-        with Progress(len(entries), sys.stderr, wants_bar(sys.stderr, config.quiet),
-                      initial=len(skipped)) as progress:
-            todo = [entry for _, entry in pending]
-            refused = {n: clashes[k] for n, (k, _) in enumerate(pending) if k in clashes}
-            result = (pipeline.run(work_items(todo, config, refused), config.out_folder,
-                                   progress.stream, manifest, progress)
-                      if pipeline else RunResult(0, 0, False))
+        todo = [entry for _, entry in pending]
+        refused = {n: clashes[k] for n, (k, _) in enumerate(pending) if k in clashes}
+        bar = wants_bar(sys.stderr, config.quiet)
+        if pending and config.engine == 'ray':
+            try:
+                from util.pipeline.ray_runner import run_ray  # the local engine never imports Ray
+                result = run_ray(config, todo, refused, files, config.out_folder, manifest,
+                                 sys.stderr, bar)
+            except ImportError as e:
+                print('error: --engine=ray needs Ray (%s): pip install -r requirements-ray.txt'
+                      % e, file=sys.stderr)
+                return 2
+        else:
+            with Progress(len(entries), sys.stderr, bar, initial=len(skipped)) as progress:
+                result = (pipeline.run(work_items(todo, config, refused), config.out_folder,
+                                       progress.stream, manifest, progress)
+                          if pipeline else RunResult(0, 0, False))
     print(summary(result.done, len(entries), config.out_folder, result.interrupted,
                   len(skipped), pipeline.video_codec if pipeline and pipeline.videos_written
                   else None, result.partial))

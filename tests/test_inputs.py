@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from output_sets import files_under
-from util.pipeline.sources import InputError, clashing, input_entries
+from util.pipeline.sources import Entry, InputError, clashing, input_entries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -292,3 +292,27 @@ def test_manifest_path_taken_by_a_folder_is_one_line(tmp_path, cache):
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and 'manifest.jsonl' in errors[0]
+
+
+def test_csv_and_parquet_tables_of_paths(tmp_path):
+    """A table's 'path' column (else its first), relative paths from the table's folder;
+    read back here with the csv module's writer and pyarrow's writer."""
+    import csv
+    (tmp_path / 'sub').mkdir()
+    with open(tmp_path / 'list.csv', 'w', newline='') as fh:
+        csv.writer(fh).writerows([['label', 'path'], ['1', 'a.jpg'], ['2', 'sub/b c.png'],
+                                  ['3', str(tmp_path / 'd.webp')]])
+    assert input_entries(str(tmp_path / 'list.csv')) == [
+        Entry(str(tmp_path / 'a.jpg'), 'a'), Entry(str(tmp_path / 'sub' / 'b c.png'), 'b_c'),
+        Entry(str(tmp_path / 'd.webp'), 'd')]
+    (tmp_path / 'first.csv').write_text('file\nx.png\n')
+    assert input_entries(str(tmp_path / 'first.csv')) == [Entry(str(tmp_path / 'x.png'), 'x')]
+    pq = pytest.importorskip('pyarrow.parquet')
+    import pyarrow
+    pq.write_table(pyarrow.table({'id': [7, 8], 'path': ['a.jpg', 'clip.mp4']}),
+                   str(tmp_path / 'list.parquet'))
+    assert input_entries(str(tmp_path / 'list.parquet')) == [
+        Entry(str(tmp_path / 'a.jpg'), 'a'), Entry(str(tmp_path / 'clip.mp4'), 'clip')]
+    (tmp_path / 'bad.parquet').write_bytes(b'not parquet')
+    with pytest.raises(InputError, match='bad.parquet: cannot read this list of paths'):
+        input_entries(str(tmp_path / 'bad.parquet'))

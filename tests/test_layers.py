@@ -4,7 +4,7 @@ Ranks: 0 util.io (and util/io/*), 1 smpl_webuser, 2 util/*.py and run_RingNet, 3
 4 util.pipeline, 5 demo and config. A module may import its own rank or lower. Extra rules:
 only util.pipeline.model_files and demo (and synthetic itself) import ``synthetic``; only
 run_RingNet, synthetic.checkpoint, util.detect and util.onnx_convert import ``tensorflow``; only util.detect imports ``mtcnn``
-(which loads TensorFlow itself). Every import counts, at any depth
+(which loads TensorFlow itself); only util.pipeline.ray_runner imports ``ray``. Every import counts, at any depth
 (inside functions, classes, try/if blocks), relative ones included, and so do
 ``importlib.import_module('name')`` / ``__import__('name')`` with a literal name.
 tests/ and bench/ are not checked; third-party modules are ignored.
@@ -18,6 +18,7 @@ UNCHECKED_TOP = ('tests', 'bench')
 SYNTHETIC_IMPORTERS = ('util.pipeline.model_files', 'demo')
 TENSORFLOW_IMPORTERS = ('run_RingNet', 'synthetic.checkpoint', 'util.detect', 'util.onnx_convert')
 MTCNN_IMPORTERS = ('util.detect',)
+RAY_IMPORTERS = ('util.pipeline.ray_runner',)
 
 
 def rank(name):
@@ -103,6 +104,8 @@ def layer_violations(root):
                 found.append((module, name, 'imports tensorflow'))
             if _within(name, 'mtcnn') and module not in MTCNN_IMPORTERS:
                 found.append((module, name, 'imports mtcnn'))
+            if _within(name, 'ray') and module not in RAY_IMPORTERS:
+                found.append((module, name, 'imports ray'))
     return sorted(set(found))
 
 

@@ -63,10 +63,13 @@ class Manifest:
     def __exit__(self, *exc):
         self._fh.close()
 
+    def write_line(self, line):
+        """Write a line made by manifest_line (elsewhere, e.g. on a Ray worker) and flush."""
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+
     def append(self, source, status, error=None, faces=None, outputs=(), seconds=0.0,
                video=None):
         """Write one record and flush it to the OS at once."""
-        with self._lock:
-            self._fh.write(manifest_line(source, status, error, faces, outputs, seconds,
-                                         video))
-            self._fh.flush()
+        self.write_line(manifest_line(source, status, error, faces, outputs, seconds, video))

@@ -244,7 +244,7 @@ class Pipeline:
         """
         recover_staging(out_folder)
         counts = collections.Counter()  # item statuses, counted on the worker thread only
-        names = {}  # output NAME -> the source that claimed it ('a.jpg' and 'a.png' collide)
+        names = {}  # (kind, NAME) -> the source that claimed it ('a.jpg' and 'a.png' collide)
         interrupted = False
         with Staging(out_folder) as staging:
             jobs = None
@@ -285,19 +285,22 @@ class Pipeline:
         except Exception as e:  # noqa: BLE001 - one bad item must not stop a batch
             record.fail(item.source, e, err)
 
-    def _claim(self, names, name, source):
-        """Register output NAME ``name`` for ``source``; raise if another input has it."""
-        other = names.setdefault(name, source)
+    def _claim(self, names, key, source):
+        """Register ``key`` = (kind, NAME) for ``source``; raise if another input has it.
+        Kinds: 'panel' (images/NAME.png), 'video' (video/NAME.mp4), 'frame' (a photo frame's
+        or a video track's mesh, params and neutral mesh: the same files)."""
+        other = names.setdefault(key, source)
         if other != source:
-            raise clash_error(other, name)
+            raise clash_error(other, key[1])
 
     def _predicted(self, source, pictures, names, record, err):
         """(picture, [Prediction]) for each picture that has free names and predicts;
         failures are reported and noted in ``record``."""
         start = time.perf_counter()
         for picture in pictures:
-            for name in sorted({picture.name} | {frame.name for frame in picture.frames}):
-                self._claim(names, name, source)
+            self._claim(names, ('panel', picture.name), source)
+            for frame in picture.frames:
+                self._claim(names, ('frame', frame.name), source)
             try:
                 preds = [self.predict(frame) for frame in picture.frames]
             except KeyboardInterrupt:
@@ -313,7 +316,7 @@ class Pipeline:
     def _clip_jobs(self, item, clip, names, record, err, staging, progress):
         """Worker jobs of a video clip: one per frame (track rows, meshes, overlay frame),
         then its commit. A clip that breaks partway keeps its frames (record.partial)."""
-        self._claim(names, clip.name, item.source)
+        self._claim(names, ('video', clip.name), item.source)
         if self.video_codec is None:
             self.video_codec = best_codec()
         recorder = ClipRecorder(self, clip, staging, self.video_codec, item.source)
@@ -328,8 +331,8 @@ class Pipeline:
                 for picture in clip.pictures:
                     if recorder.stopped:  # writing a frame failed: the rest is not read
                         break
-                    for frame in picture.frames:  # tracks too: NAME_face<k> of a photo
-                        self._claim(names, frame.name, item.source)
+                    for frame in picture.frames:  # a track's files are a photo face's
+                        self._claim(names, ('frame', frame.name), item.source)
                     preds = [self.predict(frame) for frame in picture.frames]
                     record.seconds += time.perf_counter() - start
                     yield functools.partial(self._add_frame, recorder, picture, preds, record,

@@ -7,6 +7,7 @@ A file is a video when it is not an image (by extension or magic bytes) and Open
 opens it; folders and patterns list files with the extensions of either.
 """
 import collections
+import csv
 import glob
 import os
 
@@ -25,6 +26,7 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv',
                     '.flv', '.3gp', '.ts', '.mts', '.m2ts', '.ogv', '.mxf', '.y4m')
 LIST_EXTENSION = '.txt'
+TABLE_EXTENSIONS = ('.csv', '.parquet')  # a table with a 'path' column (else its first)
 GLOB_CHARACTERS = '*?['
 
 Item = collections.namedtuple('Item', 'source read')
@@ -75,9 +77,38 @@ def _list_file_entries(list_path):
             lines = [line.strip() for line in fh]
     except OSError as e:
         raise InputError('%s: cannot read this list file (%s)' % (list_path, e.strerror)) from e
+    return _relative_entries(list_path, [line for line in lines
+                                         if line and not line.startswith('#')])
+
+
+def _relative_entries(list_path, paths):
+    """[Entry] of the paths a list file names, relative ones taken from its folder."""
     base = os.path.dirname(list_path)
-    paths = [os.path.join(base, line) for line in lines if line and not line.startswith('#')]
-    return [Entry(p, output_name(p)) for p in paths]
+    return [Entry(os.path.join(base, p), output_name(os.path.join(base, p))) for p in paths]
+
+
+def _table_paths(table_path):
+    """The paths of a .csv (with a header row) or .parquet table: its 'path' column, else
+    its first column."""
+    try:
+        if table_path.lower().endswith('.csv'):
+            with open(table_path, newline='', encoding='utf-8-sig',
+                      errors='surrogateescape') as fh:
+                rows = list(csv.reader(fh))
+            header, rows = (rows[0], rows[1:]) if rows else ([], [])
+            column = header.index('path') if 'path' in header else 0
+            return [row[column] for row in rows if len(row) > column]
+        import pyarrow.parquet  # only a Parquet list needs it (requirements-ray.txt has it)
+        table = pyarrow.parquet.read_table(table_path)
+        name = 'path' if 'path' in table.column_names else table.column_names[0]
+        return [str(p) for p in table.column(name).to_pylist() if p is not None]
+    except ImportError as e:
+        raise InputError('%s: reading a Parquet list needs pyarrow (pip install -r '
+                         'requirements-ray.txt)' % table_path) from e
+    except (OSError, ValueError, IndexError) as e:
+        raise InputError('%s: cannot read this list of paths (%s)'
+                         % (table_path, str(e).splitlines()[0] if str(e) else
+                            type(e).__name__)) from e
 
 
 def _glob_root(pattern):
@@ -91,7 +122,8 @@ def _glob_root(pattern):
 def input_entries(img_path, recursive=False, exclude=None):
     """The command's input -> [Entry] to process, in order.
 
-    A folder gives its image and video files; a ``.txt`` file its listed paths; a path that
+    A folder gives its image and video files; a ``.txt`` file its listed paths (a ``.csv`` or
+    ``.parquet`` table those of its 'path' column, else of its first); a path that
     does not exist but contains a glob character (* ? [) the image and video files it matches
     (``**`` spans folders); any other file is one input. Files inside ``exclude`` (the output folder) are
     left out of folders and patterns. Raises InputError (one line) when there is nothing to
@@ -105,8 +137,9 @@ def input_entries(img_path, recursive=False, exclude=None):
                                 'sub-folders)'))
         return entries
     if os.path.isfile(img_path):
-        if img_path.lower().endswith(LIST_EXTENSION):
-            entries = _list_file_entries(img_path)
+        if img_path.lower().endswith((LIST_EXTENSION,) + TABLE_EXTENSIONS):
+            entries = (_list_file_entries(img_path) if img_path.lower().endswith(LIST_EXTENSION)
+                       else _relative_entries(img_path, _table_paths(img_path)))
             if not entries:
                 raise InputError('%s: this list file names no inputs' % img_path)
             return entries

@@ -1,0 +1,162 @@
+"""--engine=ray against the local engine: the same files byte for byte and the same manifest
+rows (apart from timings), on a Ray started by the command and on a cluster started as a
+separate process; a worker killed partway loses and duplicates nothing; the local engine never
+imports Ray."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+
+from output_sets import files_under
+
+ray = pytest.importorskip('ray')  # requirements-ray.txt; CI installs it
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+    """A folder of 7 images (crops and flips of the sample) and one that is not an image."""
+    folder = tmp_path_factory.mktemp('ray_in')
+    bgr = cv2.imread(IMAGE)
+    for k in range(7):
+        crop = bgr[4 * k:, 3 * k:]
+        cv2.imwrite(str(folder / ('img%d.png' % k)), crop[:, ::-1] if k % 2 else crop)
+    (folder / 'broken.jpg').write_bytes(b'not a jpeg')
+    return folder
+
+
+def command(folder, out, checkpoint_v2, flame_assets, *extra):
+    return [sys.executable, '-m', 'demo', '--img_path', str(folder), '--out_folder', str(out),
+            '--load_path', checkpoint_v2, '--flame_model_path', flame_assets['flame_model'],
+            '--flame_texture_data_path', flame_assets['texture_data'],
+            '--save_obj_file=True', '--save_flame_parameters=True',
+            '--neutralize_expression=True', '--save_texture=True'] + list(extra)
+
+
+def run(args, env=None, timeout=600):
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+def records(out):
+    """The manifest rows without their timings."""
+    with open(os.path.join(str(out), 'manifest.jsonl')) as fh:
+        rows = [json.loads(line) for line in fh]
+    for row in rows:
+        row.pop('seconds')
+    return rows
+
+
+def same_files(a, b):
+    """Every file under a and b, byte for byte, the manifest apart."""
+    names = [n for n in files_under(a) if n != 'manifest.jsonl']
+    assert names == [n for n in files_under(b) if n != 'manifest.jsonl']
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    return names
+
+
+@pytest.fixture(scope='module')
+def local_run(inputs, tmp_path_factory, checkpoint_v2, flame_assets):
+    out = tmp_path_factory.mktemp('local') / 'out'
+    proc = run(command(inputs, out, checkpoint_v2, flame_assets))
+    assert proc.returncode == 1, proc.stderr  # the broken image
+    return out, proc
+
+
+def check_like_local(out, proc, local_run):
+    local_out, local_proc = local_run
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert len(same_files(out, local_out)) == 7 * 8  # every output of 7 images
+    assert records(out) == records(local_out)
+    error = [line for line in proc.stderr.splitlines() if line.startswith('error: ')]
+    assert error == [line for line in local_proc.stderr.splitlines()
+                     if line.startswith('error: ')]
+    assert proc.stdout.strip().splitlines()[-1] == local_proc.stdout.strip().splitlines()[-1] \
+        .replace(str(local_out), str(out))
+    assert not (out / '.ringnet-partial').exists()
+
+
+def test_ray_started_by_the_command_writes_what_the_local_engine_writes(
+        inputs, tmp_path, checkpoint_v2, flame_assets, local_run):
+    out = tmp_path / 'out'
+    proc = run(command(inputs, out, checkpoint_v2, flame_assets, '--engine=ray',
+                       '--ray_workers=2'), env={'RAY_ADDRESS': ''})
+    check_like_local(out, proc, local_run)
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    """A Ray head started as its own process (2 CPUs) -> its address; stopped afterwards.
+    Since Ray 2.59 a local cluster wants its token: RAY_AUTH_MODE=token lets a client use
+    the one `ray start` wrote."""
+    port = 6400 + os.getpid() % 500
+    start = subprocess.run(['ray', 'start', '--head', '--num-cpus=2', '--port=%d' % port,
+                            '--include-dashboard=false', '--disable-usage-stats'],
+                           capture_output=True, text=True, timeout=120)
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        yield '127.0.0.1:%d' % port
+    finally:
+        subprocess.run(['ray', 'stop', '--force'], capture_output=True, timeout=120)
+
+
+def test_ray_cluster_joined_by_address_writes_what_the_local_engine_writes(
+        inputs, tmp_path, checkpoint_v2, flame_assets, local_run, cluster):
+    out = tmp_path / 'out'
+    proc = run(command(inputs, out, checkpoint_v2, flame_assets, '--engine=ray',
+                       '--ray_address=%s' % cluster), env={'RAY_AUTH_MODE': 'token'})
+    check_like_local(out, proc, local_run)
+
+
+def worker_pids():
+    """Pids of this machine's Ray Data map actors (their process title names the class)."""
+    found = subprocess.run(['pgrep', '-f', 'MapWorker'], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_killed_worker_loses_and_duplicates_nothing(inputs, tmp_path, checkpoint_v2,
+                                                     flame_assets, local_run):
+    out = tmp_path / 'out'
+    args = command(inputs, out, checkpoint_v2, flame_assets, '--engine=ray', '--ray_workers=2')
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, RAY_ADDRESS=''))
+    deadline = time.time() + 300
+    # wait until a worker has written something, then kill one (SIGKILL: no clean-up)
+    while not (out / 'images').is_dir() or not os.listdir(out / 'images'):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, 'no output appeared'
+        time.sleep(0.05)
+    pids = worker_pids()
+    assert pids, 'no Ray Data worker process found'
+    os.kill(pids[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=600)
+    rerun = None
+    if proc.returncode != 1 or records(out) != records(local_run[0]):
+        # the job gave up on the killed worker's rows: a rerun finishes the job
+        rerun = run(args + ['--skip_existing'], env={'RAY_ADDRESS': ''})
+    same_files(out, local_run[0])
+    assert not (out / '.ringnet-partial').exists()
+    print('killed worker %d; %s' % (pids[0], 'the job finished by itself' if rerun is None
+                                    else 'a --skip_existing rerun finished the job'))
+    if rerun is None:
+        assert records(out) == records(local_run[0]), stderr[-3000:]
+
+
+def test_local_engine_never_imports_ray(inputs, tmp_path, checkpoint_v2, flame_assets):
+    probe = ('import sys, demo\n'
+             'rc = demo.main(["demo"] + sys.argv[1:])\n'
+             'print("ray imported:", any(m == "ray" or m.startswith("ray.") '
+             'for m in sys.modules))\n')
+    args = command(inputs / 'img0.png', tmp_path / 'out', checkpoint_v2, flame_assets)[3:]
+    proc = subprocess.run([sys.executable, '-c', probe] + args, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == 'ray imported: False'

@@ -1,0 +1,175 @@
+"""--engine=ray: the same run on a Ray cluster, through Ray Data (docs/formats.md §15).
+
+The driver (the command's process) lists the inputs exactly as the local engine does and makes
+a Ray Dataset of small rows (index, path, NAME, clash). ``map_batches`` runs the rows on a pool
+of actors (RingNetWorker): each loads the model once, from files shipped through the object
+store and kept on its machine by content (util.io.shipped), and runs the local Pipeline on
+its rows, writing their outputs itself, all or nothing per input (util.io.atomic.Staging).
+Only manifest lines come back; the driver appends them to OUT/manifest.jsonl in input order.
+Images never pass through the driver. Ray is imported here only, and only for this engine.
+"""
+import collections
+import io
+import json
+import logging
+import os
+import types
+
+from util.io.cache import default_cache_dir
+from util.io.checkpoint_files import data_shards, resolve_prefix
+from util.io.shipped import file_digest, local_files
+from util.pipeline.backends import load_backend
+from util.pipeline.pipeline import Pipeline, RunResult
+from util.pipeline.sources import Entry, work_items
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the code goes to the workers as Ray's working_dir; not the licensed files or the tests
+CODE_EXCLUDES = ['/model', '/flame_model', '/tests', '/bench', '/docs',
+                 '/RingNet_output', '__pycache__', '*.pyc']
+ROWS_PER_BATCH = 8  # inputs per actor call: enough to overlap writing with the next network
+# run; a worker that dies redoes at most this many (same names, same bytes)
+FILE_FLAGS = ('flame_model_path', 'flame_texture_data_path', 'flame_static_embedding_path',
+              'flame_dynamic_embedding_path', 'template_mesh')
+
+
+def model_file_groups(files, template_mesh=''):
+    """{key: [paths]} of the model files a run reads: the checkpoint's .meta, .index and data
+    shards under 'load_path' (a group: they must sit side by side), and each FLAME file (and
+    the template mesh) that exists."""
+    prefix = resolve_prefix(files['load_path'])
+    groups = {'load_path': [prefix + '.meta', prefix + '.index'] + data_shards(prefix)}
+    paths = dict(files, template_mesh=template_mesh)
+    groups.update((key, [paths[key]]) for key in FILE_FLAGS
+                  if paths.get(key) and os.path.isfile(paths[key]))
+    return groups
+
+
+def plain_config(config):
+    """absl flags -> a SimpleNamespace of their values (what a worker gets: picklable)."""
+    return types.SimpleNamespace(**{name: config[name].value for name in config})
+
+
+class RingNetWorker:
+    """A Ray Data actor: the model, loaded once; __call__ runs a batch of input rows.
+
+    config: plain_config of the run; shipped: {key: [(path, digest, ObjectRef of the bytes)]}
+    (the refs sit inside lists, so Ray does not fetch them before they are needed);
+    out_folder: absolute, or a path every machine sees.
+    """
+
+    def __init__(self, config, shipped, out_folder):
+        import ray
+        cache_dir = default_cache_dir()
+        local = {}
+        for key, parts in shipped.items():
+            paths, digests, refs = zip(*parts)
+            local[key] = local_files(paths, digests, lambda k, refs=refs: ray.get(refs[k]),
+                                     cache_dir)
+        config = types.SimpleNamespace(**vars(config))
+        config.load_path = local['load_path'][0][:-len('.meta')]
+        for key in FILE_FLAGS:
+            if key in local:
+                setattr(config, key, local[key][0])
+        files = {key: getattr(config, key) for key in ('load_path',) + FILE_FLAGS[:4]}
+        self.config, self.out_folder = config, out_folder
+        self.pipeline = Pipeline(config, files, load_backend(
+            files['load_path'], config.batch_size, config.backend, config.precision,
+            say=lambda line: None))
+
+    def __call__(self, batch):
+        """{'index', 'path', 'name', 'clash'} arrays -> {'index', 'line'}: each input's
+        manifest line (JSON text), in the batch's order."""
+        entries = [Entry(str(p), str(n)) for p, n in zip(batch['path'], batch['name'])]
+        clashes = {k: Entry(str(other), '') for k, other in enumerate(batch['clash']) if other}
+        lines = LineCollector()
+        self.pipeline.run(work_items(entries, self.config, clashes), self.out_folder,
+                          err=io.StringIO(), manifest=lines)
+        if len(lines.lines) != len(entries):  # interrupted: Ray runs the batch again
+            raise RuntimeError('a worker stopped before finishing its batch')
+        return {'index': batch['index'], 'line': lines.lines}
+
+
+class LineCollector:
+    """Stands in for util.pipeline.manifest.Manifest in a worker: keeps the lines."""
+
+    def __init__(self):
+        self.lines = []
+
+    def append(self, *args, **kwargs):
+        from util.pipeline.manifest import manifest_line
+        self.lines.append(manifest_line(*args, **kwargs))
+
+
+def ship(groups, cache_dir=None):
+    """{key: [paths]} -> {key: [(path, digest, ObjectRef)]}: each file's bytes put in the
+    object store once (the driver reads them; the workers fetch them only where their
+    machine lacks the file)."""
+    import ray
+    cache_dir = cache_dir or default_cache_dir()
+    shipped = {}
+    for key, paths in groups.items():
+        shipped[key] = []
+        for path in paths:
+            with open(path, 'rb') as fh:
+                shipped[key].append((os.path.abspath(path), file_digest(path, cache_dir),
+                                     ray.put(fh.read())))
+    return shipped
+
+
+def worker_count(config):
+    """--ray_workers, or (0) as many as the cluster's CPUs hold at --ray_cpus_per_worker."""
+    import ray
+    if config.ray_workers:
+        return config.ray_workers
+    cpus = ray.cluster_resources().get('CPU', 1)
+    return max(1, int(cpus // config.ray_cpus_per_worker))
+
+
+def run_ray(config, entries, refused, files, out_folder, manifest, err, progress=False):
+    """Run ``entries`` ([Entry]; refused: {index: earlier Entry} of name clashes) on Ray ->
+    RunResult. Lines go to ``manifest`` (util.pipeline.manifest.Manifest) in input order as
+    they come; each failed input's error line is printed on ``err``. ``progress``: show Ray
+    Data's progress bar."""
+    # Ray's own notices stay off the terminal (its C++ log level is read when it starts);
+    # failures still come back as one line per input, or one for the job
+    os.environ.setdefault('RAY_BACKEND_LOG_LEVEL', 'fatal')
+    import ray
+    import ray.data
+    logging.getLogger('ray.data').setLevel(logging.ERROR)
+    ray.init(address=config.ray_address or None, log_to_driver=False, include_dashboard=False,
+             logging_level=logging.ERROR,
+             runtime_env={'working_dir': REPO_ROOT, 'excludes': CODE_EXCLUDES,
+                          'env_vars': {'TF_CPP_MIN_LOG_LEVEL': '2'}})
+    counts, interrupted = collections.Counter(), False
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # the manifest keeps input order
+        context.enable_progress_bars = progress
+        rows = [{'index': k, 'path': os.path.abspath(e.path), 'name': e.name,
+                 'clash': os.path.abspath(refused[k].path) if k in refused else ''}
+                for k, e in enumerate(entries)]
+        dataset = ray.data.from_items(rows).map_batches(
+            RingNetWorker, batch_size=ROWS_PER_BATCH, batch_format='numpy',
+            fn_constructor_kwargs={'config': plain_config(config),
+                                   'shipped': ship(model_file_groups(files,
+                                                                     config.template_mesh)),
+                                   'out_folder': os.path.abspath(out_folder)},
+            compute=ray.data.ActorPoolStrategy(size=worker_count(config)),
+            num_cpus=config.ray_cpus_per_worker)
+        for batch in dataset.iter_batches(batch_size=None, batch_format='numpy'):
+            for line in batch['line']:
+                record = json.loads(line)
+                manifest.write_line(line)
+                counts[record['status']] += 1
+                if record['error']:
+                    print('error: %s' % record['error'], file=err)
+    except KeyboardInterrupt:
+        interrupted = True
+    except Exception as e:  # noqa: BLE001 - a job that cannot go on: one line, the rows done stand
+        lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        print('error: the Ray job stopped: %s' % lines[-1].strip(), file=err)
+        counts['failed'] += len(entries) - sum(counts.values())
+    finally:
+        ray.shutdown()
+    return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted,
+                     counts['partial'])
