@@ -130,6 +130,11 @@ def build_flags(flag_values=None):
     flags.DEFINE_integer('ray_cpus_per_worker', 1, 'With --engine=ray: CPUs each worker '
                          'reserves from Ray (how many workers share a machine)', lower_bound=1,
                          flag_values=fv)
+    flags.DEFINE_integer('ray_threads', 0, "With --engine=ray: TensorFlow threads per worker "
+                         "(0: TensorFlow's default, one per core, whose outputs are byte-"
+                         "identical to the local engine's; N: fewer threads for many workers "
+                         "on a machine, whose last digits may differ)", lower_bound=0,
+                         flag_values=fv)
     flags.DEFINE_string('template_mesh', '',
                         'Optional OBJ/PLY mesh whose faces replace those of the FLAME model file '
                         '(e.g. the original FLAME_sample.ply)', flag_values=fv)
@@ -169,9 +174,10 @@ def get_config(argv=None):
         raise flags.Error('--smooth_min_cutoff and --smooth_d_cutoff must be above 0, '
                           '--smooth_beta at least 0')
     if fv.engine != 'ray' and any(fv[name].present for name in
-                                  ('ray_address', 'ray_workers', 'ray_cpus_per_worker')):
-        raise flags.Error('--ray_address, --ray_workers and --ray_cpus_per_worker need '
-                          '--engine=ray')
+                                  ('ray_address', 'ray_workers', 'ray_cpus_per_worker',
+                                   'ray_threads')):
+        raise flags.Error('--ray_address, --ray_workers, --ray_cpus_per_worker and '
+                          '--ray_threads need --engine=ray')
     if fv.precision != 'fp32' and fv.backend == 'tf':
         raise flags.Error('--precision=%s needs --backend=onnx (or auto)' % fv.precision)
     return fv

@@ -135,6 +135,9 @@ def main(argv=None):
                 print('error: --engine=ray needs Ray (%s): pip install -r requirements-ray.txt'
                       % e, file=sys.stderr)
                 return 2
+            except ConnectionError as e:
+                print('error: %s' % e, file=sys.stderr)
+                return 2
         else:
             with Progress(len(entries), sys.stderr, bar, initial=len(skipped)) as progress:
                 result = (pipeline.run(work_items(todo, config, refused), config.out_folder,

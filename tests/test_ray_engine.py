@@ -160,3 +160,21 @@ def test_local_engine_never_imports_ray(inputs, tmp_path, checkpoint_v2, flame_a
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == 'ray imported: False'
+
+
+def test_ray_missing_or_unreachable_is_one_line(inputs, tmp_path, checkpoint_v2, flame_assets):
+    args = command(inputs / 'img0.png', tmp_path / 'out', checkpoint_v2, flame_assets)[3:]
+    no_ray = ('import sys\nsys.modules["ray"] = None  # as if requirements-ray.txt were not '
+              'installed\nimport demo\nsys.exit(demo.main(["demo"] + sys.argv[1:]))\n')
+    proc = subprocess.run([sys.executable, '-c', no_ray] + args + ['--engine=ray'], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith('error: --engine=ray needs Ray (')
+    assert proc.stderr.strip().endswith('pip install -r requirements-ray.txt')
+
+    unreachable = run(command(inputs / 'img0.png', tmp_path / 'out2', checkpoint_v2,
+                              flame_assets, '--engine=ray', '--ray_address=127.0.0.1:9'))
+    assert unreachable.returncode == 2 and 'Traceback' not in unreachable.stderr
+    errors = [line for line in unreachable.stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and errors[0].startswith(
+        'error: cannot start or join Ray (127.0.0.1:9): '), unreachable.stderr[-2000:]

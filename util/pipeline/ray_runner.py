@@ -13,12 +13,15 @@ import io
 import json
 import logging
 import os
+import re
+import socket
 import types
 
 from util.io.cache import default_cache_dir
 from util.io.checkpoint_files import data_shards, resolve_prefix
 from util.io.shipped import file_digest, local_files
 from util.pipeline.backends import load_backend
+from util.pipeline.manifest import manifest_line
 from util.pipeline.pipeline import Pipeline, RunResult
 from util.pipeline.sources import Entry, work_items
 
@@ -96,7 +99,6 @@ class LineCollector:
         self.lines = []
 
     def append(self, *args, **kwargs):
-        from util.pipeline.manifest import manifest_line
         self.lines.append(manifest_line(*args, **kwargs))
 
 
@@ -114,6 +116,26 @@ def ship(groups, cache_dir=None):
                 shipped[key].append((os.path.abspath(path), file_digest(path, cache_dir),
                                      ray.put(fh.read())))
     return shipped
+
+
+def check_reachable(address, timeout=5.0):
+    """Raise OSError when ``address`` ('host:port' or 'ray://host:port') does not accept a
+    connection within ``timeout`` seconds: ray.init would retry it for minutes. Other forms
+    ('auto', None: start one here) are left to Ray."""
+    match = re.fullmatch(r'(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?', address or '')
+    if match:
+        with socket.create_connection((match.group(1), int(match.group(2))), timeout):
+            pass
+
+
+def worker_environment(threads=0):
+    """Environment of the workers: TensorFlow quiet, and with ``threads`` > 0 that many
+    intra-op threads (0: TensorFlow's default, one per core, as the local engine: the split
+    of a sum over threads changes its last bits, so only that gives the same bytes)."""
+    env = {'TF_CPP_MIN_LOG_LEVEL': '2'}
+    if threads:
+        env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS='1')
+    return env
 
 
 def worker_count(config):
@@ -136,10 +158,16 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
     import ray
     import ray.data
     logging.getLogger('ray.data').setLevel(logging.ERROR)
-    ray.init(address=config.ray_address or None, log_to_driver=False, include_dashboard=False,
-             logging_level=logging.ERROR,
-             runtime_env={'working_dir': REPO_ROOT, 'excludes': CODE_EXCLUDES,
-                          'env_vars': {'TF_CPP_MIN_LOG_LEVEL': '2'}})
+    address = config.ray_address or os.environ.get('RAY_ADDRESS') or None
+    try:
+        check_reachable(address)
+        ray.init(address=config.ray_address or None, log_to_driver=False,
+                 include_dashboard=False, logging_level=logging.ERROR,
+                 runtime_env={'working_dir': REPO_ROOT, 'excludes': CODE_EXCLUDES,
+                              'env_vars': worker_environment(config.ray_threads)})
+    except Exception as e:  # noqa: BLE001 - Ray raises many kinds; the user gets one line
+        raise ConnectionError('cannot start or join Ray (%s): %s'
+                              % (address or 'this machine', _last_line(e))) from None
     counts, interrupted = collections.Counter(), False
     try:
         context = ray.data.DataContext.get_current()
@@ -166,10 +194,15 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
     except KeyboardInterrupt:
         interrupted = True
     except Exception as e:  # noqa: BLE001 - a job that cannot go on: one line, the rows done stand
-        lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
-        print('error: the Ray job stopped: %s' % lines[-1].strip(), file=err)
+        print('error: the Ray job stopped: %s' % _last_line(e), file=err)
         counts['failed'] += len(entries) - sum(counts.values())
     finally:
         ray.shutdown()
     return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted,
                      counts['partial'])
+
+
+def _last_line(error):
+    """The last non-empty line of an exception's message (Ray puts the cause last)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
