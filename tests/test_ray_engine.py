@@ -18,6 +18,7 @@ ray = pytest.importorskip('ray')  # requirements-ray.txt; CI installs it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
+RAY_CLI = [sys.executable, '-m', 'ray.scripts.scripts']  # `ray`, whatever is on PATH
 
 
 @pytest.fixture(scope='module')
@@ -98,14 +99,14 @@ def cluster(tmp_path):
     Since Ray 2.59 a local cluster wants its token: RAY_AUTH_MODE=token lets a client use
     the one `ray start` wrote."""
     port = 6400 + os.getpid() % 500
-    start = subprocess.run(['ray', 'start', '--head', '--num-cpus=2', '--port=%d' % port,
+    start = subprocess.run(RAY_CLI + ['start', '--head', '--num-cpus=2', '--port=%d' % port,
                             '--include-dashboard=false', '--disable-usage-stats'],
                            capture_output=True, text=True, timeout=120)
     assert start.returncode == 0, start.stderr[-2000:]
     try:
         yield '127.0.0.1:%d' % port
     finally:
-        subprocess.run(['ray', 'stop', '--force'], capture_output=True, timeout=120)
+        subprocess.run(RAY_CLI + ['stop', '--force'], capture_output=True, timeout=120)
 
 
 def test_ray_cluster_joined_by_address_writes_what_the_local_engine_writes(
@@ -117,9 +118,17 @@ def test_ray_cluster_joined_by_address_writes_what_the_local_engine_writes(
 
 
 def worker_pids():
-    """Pids of this machine's Ray Data map actors (their process title names the class)."""
-    found = subprocess.run(['pgrep', '-f', 'MapWorker'], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split()]
+    """Pids of this machine's Ray Data map actors (their process title names the class),
+    read from /proc (no pgrep needed)."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as fh:
+                if entry.isdigit() and b'MapWorker' in fh.read():
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
 
 
 def test_killed_worker_loses_and_duplicates_nothing(inputs, tmp_path, checkpoint_v2,
