@@ -3,8 +3,9 @@
 Thin by design: parse flags, list the inputs (and those --skip_existing skips), check the output
 folder, find the model files, pick the backend, run the pipeline with a manifest and a progress
 bar, print one summary line and set the exit status: 0 all inputs done (or skipped), 1 some
-input failed (or a video was cut short), 2 nothing could start (a wrong flag, no input, an output folder that
-cannot be written, model files missing or unusable), 130 / 143 interrupted by SIGINT / SIGTERM.
+input failed (or a video was cut short), 2 nothing could start (a wrong flag, no input, an
+output folder that cannot be written, model files missing or unusable, Ray missing or
+unreachable), 130 / 143 interrupted by SIGINT / SIGTERM.
 Answers that need no network come before TensorFlow is imported.
 """
 import contextlib
@@ -127,15 +128,11 @@ def main(argv=None):
         refused = {n: clashes[k] for n, (k, _) in enumerate(pending) if k in clashes}
         bar = wants_bar(sys.stderr, config.quiet)
         if pending and config.engine == 'ray':
+            from util.pipeline.ray_runner import RayUnavailable, run_ray  # imports no Ray
             try:
-                from util.pipeline.ray_runner import run_ray  # the local engine never imports Ray
                 result = run_ray(config, todo, refused, files, config.out_folder, manifest,
                                  sys.stderr, bar)
-            except ImportError as e:
-                print('error: --engine=ray needs Ray (%s): pip install -r requirements-ray.txt'
-                      % e, file=sys.stderr)
-                return 2
-            except ConnectionError as e:
+            except RayUnavailable as e:
                 print('error: %s' % e, file=sys.stderr)
                 return 2
         else:

@@ -270,7 +270,7 @@ class ClipRecorder:
             tracks[name] = arrays
         if smoothing:
             self._second_pass(tracks, self.frames.array())
-        self.video.close()  # the file is complete before it is renamed into place
+        self._close()  # the video file is complete before it is renamed into place
         meta = {'source': self.source, 'fps': self.clip.info.fps,
                 'width': self.clip.info.width, 'height': self.clip.info.height,
                 'smoothing': smoothing}

@@ -1,7 +1,8 @@
 """The pipeline's units of work.
 
 A ``Picture`` is one image of the input (a photo, or a video frame of a ``Clip``): a photo gets
-one 4-panel image, a video frame one frame of the overlay video. Its ``frames`` are the crops RingNet runs on: the whole image (the original), or one
+one 4-panel image, a video frame one frame of the overlay video. Its ``frames`` are the crops
+RingNet runs on: the whole image (the original), or one
 per detected face. Each frame gets its own mesh, parameters, landmarks and texture.
 """
 import collections

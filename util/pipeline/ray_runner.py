@@ -35,6 +35,10 @@ FILE_FLAGS = ('flame_model_path', 'flame_texture_data_path', 'flame_static_embed
               'flame_dynamic_embedding_path', 'template_mesh')
 
 
+class RayUnavailable(OSError):
+    """Ray is not installed, or the cluster cannot be started or joined (one line)."""
+
+
 def model_file_groups(files, template_mesh=''):
     """{key: [paths]} of the model files a run reads: the checkpoint's .meta, .index and data
     shards under 'load_path' (a group: they must sit side by side), and each FLAME file (and
@@ -149,14 +153,18 @@ def worker_count(config):
 
 def run_ray(config, entries, refused, files, out_folder, manifest, err, progress=False):
     """Run ``entries`` ([Entry]; refused: {index: earlier Entry} of name clashes) on Ray ->
-    RunResult. Lines go to ``manifest`` (util.pipeline.manifest.Manifest) in input order as
-    they come; each failed input's error line is printed on ``err``. ``progress``: show Ray
-    Data's progress bar."""
+    RunResult; RayUnavailable when Ray is missing or cannot be reached. Lines go to
+    ``manifest`` (util.pipeline.manifest.Manifest) in input order as they come; each failed
+    input's error line is printed on ``err``. ``progress``: show Ray Data's progress bar."""
     # Ray's own notices stay off the terminal (its C++ log level is read when it starts);
     # failures still come back as one line per input, or one for the job
     os.environ.setdefault('RAY_BACKEND_LOG_LEVEL', 'fatal')
-    import ray
-    import ray.data
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        raise RayUnavailable('--engine=ray needs Ray (%s): pip install -r requirements-ray.txt'
+                             % e) from None
     logging.getLogger('ray.data').setLevel(logging.ERROR)
     address = config.ray_address or os.environ.get('RAY_ADDRESS') or None
     try:
@@ -166,8 +174,8 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
                  runtime_env={'working_dir': REPO_ROOT, 'excludes': CODE_EXCLUDES,
                               'env_vars': worker_environment(config.ray_threads)})
     except Exception as e:  # noqa: BLE001 - Ray raises many kinds; the user gets one line
-        raise ConnectionError('cannot start or join Ray (%s): %s'
-                              % (address or 'this machine', _last_line(e))) from None
+        raise RayUnavailable('cannot start or join Ray (%s): %s'
+                             % (address or 'this machine', _last_line(e))) from None
     counts, interrupted = collections.Counter(), False
     try:
         context = ray.data.DataContext.get_current()

@@ -53,8 +53,8 @@ def _inside(path, folder):
 
 
 def _folder_entries(folder, recursive, exclude=None):
-    """Image and video files of ``folder`` (sorted; hidden files and folders, and the folder ``exclude``
-    (the output folder) skipped) -> [Entry]."""
+    """Image and video files of ``folder`` (sorted; hidden files and folders, and the folder
+    ``exclude`` (the output folder) skipped) -> [Entry]."""
     if not recursive:
         names = sorted(n for n in os.listdir(folder) if _is_input(n))
         return [Entry(os.path.join(folder, n), output_name(n)) for n in names]
@@ -123,10 +123,10 @@ def input_entries(img_path, recursive=False, exclude=None):
     """The command's input -> [Entry] to process, in order.
 
     A folder gives its image and video files; a ``.txt`` file its listed paths (a ``.csv`` or
-    ``.parquet`` table those of its 'path' column, else of its first); a path that
-    does not exist but contains a glob character (* ? [) the image and video files it matches
-    (``**`` spans folders); any other file is one input. Files inside ``exclude`` (the output folder) are
-    left out of folders and patterns. Raises InputError (one line) when there is nothing to
+    ``.parquet`` table those of its 'path' column, else of its first); a path that does not
+    exist but contains a glob character (* ? [) the image and video files it matches (``**``
+    spans folders); any other file is one input. Files inside ``exclude`` (the output folder)
+    are left out of folders and patterns. Raises InputError (one line) when there is nothing to
     process, so the command can say so before any model loads.
     """
     if os.path.isdir(img_path):
