@@ -8,6 +8,7 @@ import sys
 from absl import flags
 
 from util.io.image_io import MAX_PIXELS
+from util.model.backend import BACKENDS, PRECISIONS, check_choice
 
 PRETRAINED_MODEL = './model/ring_6_68641'
 
@@ -93,13 +94,13 @@ def build_flags(flag_values=None):
     flags.DEFINE_boolean('quiet', False, 'No progress bar (there is one only when stderr is a '
                          'terminal); errors and the final summary are still printed',
                          flag_values=fv)
-    flags.DEFINE_enum('backend', 'auto', ['auto', 'tf', 'onnx'],
+    flags.DEFINE_enum('backend', 'auto', list(BACKENDS),
                       'Network runtime. tf: TensorFlow. onnx: ONNX Runtime, converting the '
                       'checkpoint once (about 40 s, verified against TensorFlow, cached) and then '
                       'starting without TensorFlow. auto: onnx if a verified conversion of this '
                       'checkpoint is cached, else tf (it converts only for --precision=int8)',
                       flag_values=fv)
-    flags.DEFINE_enum('precision', 'fp32', ['fp32', 'int8'],
+    flags.DEFINE_enum('precision', 'fp32', list(PRECISIONS),
                       'int8: quantize the image encoder (ONNX Runtime; the FLAME decoder stays '
                       'float32), converted once, checked against fp32 and refused beyond 2 mm',
                       flag_values=fv)
@@ -178,8 +179,10 @@ def get_config(argv=None):
                                    'ray_threads')):
         raise flags.Error('--ray_address, --ray_workers, --ray_cpus_per_worker and '
                           '--ray_threads need --engine=ray')
-    if fv.precision != 'fp32' and fv.backend == 'tf':
-        raise flags.Error('--precision=%s needs --backend=onnx (or auto)' % fv.precision)
+    try:
+        check_choice(fv.backend, fv.precision)
+    except ValueError as e:
+        raise flags.Error(str(e)) from None
     return fv
 
 

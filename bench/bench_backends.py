@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # bench_demo sets the path and TensorFlow's log level; the sample and the flags are its own
 from bench.bench_demo import ALL_OUTPUTS as ALL  # noqa: E402
-from bench.bench_demo import IMAGE, ROOT, encoder_feature, per_call  # noqa: E402
+from bench.bench_demo import IMAGE, ROOT, encoder_feature, image_items, per_call  # noqa: E402
 
 
 def assets(folder):
@@ -72,11 +72,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from config import default_config
     from util.io.image_io import load_image
-    from util.onnx_convert import calibration_images, compare
+    from util.model.onnx_convert import calibration_images, compare
     from util.pipeline import Pipeline
-    from util.pipeline.backends import SAMPLE_IMAGE, load_backend, tf_backend
-    from util.pipeline.sources import image_items
-    from util.preprocess import preprocess_image
+    from util.model.backend import load_backend, tf_backend
+    from util.model.conversion_cache import SAMPLE_IMAGE
+    from util.face.preprocess import preprocess_image
 
     work = tempfile.mkdtemp(prefix='ringnet_backends_')
     files = assets(work)
@@ -112,9 +112,10 @@ def main(argv=None):
     whole = {}
     out = os.path.join(work, 'out')
     for name, net in nets.items():
-        pipe = Pipeline(default_config(**ALL), files, net)
-        pipe.run(image_items([IMAGE] * 2), out)  # warm: numba, graph optimisation
-        whole[name] = per_call(lambda: pipe.run(image_items([IMAGE] * args.n), out), 1) / args.n
+        config = default_config(**ALL)
+        pipe = Pipeline(config, files, net)
+        pipe.run(image_items([IMAGE] * 2, config), out)  # warm: numba, graph optimisation
+        whole[name] = per_call(lambda: pipe.run(image_items([IMAGE] * args.n, config), out), 1) / args.n
 
     print('\nper image (ms)      network  vs TF   encoder-only  whole demo  whole / encoder')
     for name in nets:

@@ -31,6 +31,14 @@ def encoder_feature(graph):
     raise RuntimeError('no (1, 2048) encoder feature found in the graph')
 
 
+def image_items(paths, config):
+    """The pipeline's work items for image files (each NAME from its path)."""
+    from util.outputs.naming import output_name
+    from util.pipeline.inputs import Entry
+    from util.pipeline.reading import work_items
+    return work_items([Entry(p, output_name(p)) for p in paths], config)
+
+
 def per_call(fn, n, rounds=3):
     """Seconds per call of fn: the best of ``rounds`` means over n calls (this machine is noisy)."""
     fn()  # warm
@@ -52,14 +60,14 @@ def main():
     from config import default_config
     from util.io.image_io import load_image
     from util.pipeline import Pipeline
-    from util.pipeline.backends import load_backend
-    from util.pipeline.model_files import resolve_model_files
-    from util.pipeline.sources import image_items, read_image_pictures
-    from util.preprocess import preprocess_image
+    from util.model.backend import load_backend
+    from synthetic.demo_assets import ensure_demo_assets
+    from util.face.frames import whole_picture
+    from util.face.preprocess import preprocess_image
 
     start = time.perf_counter()
     config = default_config(demo=True, **ALL_OUTPUTS)
-    files = resolve_model_files(config)
+    files = ensure_demo_assets()
     assets_s = time.perf_counter() - start
     start = time.perf_counter()
     net = load_backend(files['load_path'])
@@ -67,13 +75,13 @@ def main():
     load_s = time.perf_counter() - start
 
     out = tempfile.mkdtemp(prefix='ringnet_bench_')
-    pipe.run(image_items([IMAGE] * 2), out)  # warm: numba JIT, TF graph optimisation
+    pipe.run(image_items([IMAGE] * 2, config), out)  # warm: numba JIT, TF graph optimisation
     # the whole demo untimed, then the same again with every stage timed from outside
-    whole = per_call(lambda: pipe.run(image_items([IMAGE] * args.n), out), 1) / args.n
+    whole = per_call(lambda: pipe.run(image_items([IMAGE] * args.n, config), out), 1) / args.n
     with timed_stages(net) as totals:
-        pipe.run(image_items([IMAGE] * args.n), out)
+        pipe.run(image_items([IMAGE] * args.n, config), out)
     stages = {k: v / args.n for k, v in totals.items()}
-    picture = read_image_pictures(IMAGE, 'serial')[0]
+    picture = whole_picture('serial', load_image(IMAGE))
     serial = per_call(lambda: pipe.process(picture, out), args.n)
 
     crop, _ = preprocess_image(load_image(IMAGE), 224)

@@ -1,8 +1,8 @@
-"""Time face detection (util.detect) against one RingNet encoder forward pass on this machine.
+"""Time face detection (util.face.detect) against one RingNet encoder forward pass on this machine.
 
 Usage: python -m bench.bench_detect [--load_path PREFIX] [--repeats N]
 Scenes are smooth noise with pasted heads of skimage.data.astronaut(). Detection uses the auto
-min face (util.detect.min_face_side); each time is the best of ``repeats`` after a warm-up. The
+min face (util.face.detect.min_face_side); each time is the best of ``repeats`` after a warm-up. The
 encoder is RingNet predict for one 224 x 224 image; without --load_path a synthetic full-size
 checkpoint is generated first (bench.bench_inference). The goal is detection <= 1.0x the
 encoder at 1920 x 1080.
@@ -48,7 +48,7 @@ def best_ms(fn, repeats):
 def encoder_ms(load_path, repeats):
     """Best per-call ms of RingNet predict on one 224 x 224 image."""
     from config import default_config
-    from run_RingNet import RingNet_inference
+    from util.model.tf_backend import RingNet_inference
     net = RingNet_inference(default_config(load_path=load_path))
     image = np.random.default_rng(0).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
     return best_ms(lambda: net.predict(image), repeats)[0]
@@ -58,7 +58,7 @@ def detection_rows(repeats):
     """[(label, ms, faces found)] for the auto min face, the same with eager networks, and
     mtcnn as is at full size."""
     from mtcnn import MTCNN
-    from util.detect import FaceDetector, _downscale, detection_scale, min_face_side
+    from util.face.detect import FaceDetector, _downscale, detection_scale, min_face_side
     detector, mtcnn = FaceDetector(), MTCNN()
     rows = []
     for (w, h), pastes in SCENES.items():
@@ -71,7 +71,7 @@ def detection_rows(repeats):
         if w < 1920:
             continue
         # extras: the same downscaled image through mtcnn's eager networks (what
-        # util.detect.compile_stages saves), and mtcnn as is on the full image
+        # util.face.detect.compile_stages saves), and mtcnn as is on the full image
         eager = lambda: mtcnn.detect_faces(  # noqa: E731
             _downscale(image, detection_scale(min_face))[0])
         ms, faces = best_ms(eager, repeats)

@@ -35,7 +35,7 @@ def synthetic_checkpoint(folder):
 def bench(load_path, repeats=3):
     """Print load time and the best-of-``repeats`` per-image predict time for 1 and 32 images."""
     from config import default_config
-    from run_RingNet import RingNet_inference
+    from util.model.tf_backend import RingNet_inference
     net, seconds = timed(RingNet_inference, default_config(load_path=load_path))
     print('model load: %.2f s' % seconds)
     images = np.random.default_rng(0).uniform(-1, 1, (32, 224, 224, 3)).astype(np.float32)

@@ -14,13 +14,14 @@ import cv2
 import numpy as np
 
 from synthetic.flame import make_mesh, make_texture_data, make_uv
-from util.camera import RenderCamera, project, render_camera, to_camera
-from util.geometry import _vertex_normals_numpy, vertex_normals
+from util.face.camera import RenderCamera, project, render_camera, to_camera
+from util.render.geometry import _vertex_normals_numpy, vertex_normals
 from util.io.image_io import encode_image
-from util.io.mesh_io import ObjTopology, _rows, vertex_text
-from util.preprocess import preprocess_image
-from util.project_on_mesh import compute_texture_map
-from util.renderer import four_panel, rasterize, render_mesh
+from util.io.float_format import format_rows
+from util.io.mesh_io import ObjTopology, vertex_text
+from util.face.preprocess import preprocess_image
+from util.render.project_on_mesh import compute_texture_map
+from util.render.renderer import four_panel, rasterize, render_mesh
 
 
 def grid_sphere(n_lat, n_lon, radius=1.0):
@@ -53,7 +54,7 @@ def ms_per_call(fn, repeat, rounds=5):
 def plain_vertex_text(v):
     """The vertex lines as Python's %-formatting writes them (what vertex_text replaced)."""
     fmt = '%.9g' if v.dtype == np.float32 else '%.17g'
-    return _rows('v %s %s %s\n' % (fmt, fmt, fmt), v)
+    return format_rows('v %s %s %s\n' % (fmt, fmt, fmt), v)
 
 
 def cv2_png(rgb):

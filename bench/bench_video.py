@@ -35,9 +35,9 @@ WIDTH, HEIGHT = 640, 480
 # stages only a clip has, as the pipeline modules look them up (bench.stage_timer's style);
 # 'decode' is the time spent inside VideoReader.frames (demux, decode, BGR -> RGB)
 VIDEO_STAGES = {
-    'overlay': [('util.pipeline.pipeline', 'overlay_panel')],
+    'overlay': [('util.outputs.panel', 'overlay_panel')],
     'video encode': [('util.io.video_io', 'VideoWriter.write')],
-    'track row': [('util.pipeline.pipeline', 'Pipeline.track_row')],
+    'track row': [('util.pipeline.clip', 'track_row')],
     'clip commit': [('util.pipeline.clip', 'ClipRecorder.finish')],
     'add frame': [('util.pipeline.clip', 'ClipRecorder.add')],
 }
@@ -147,10 +147,11 @@ def main(argv=None):
     from config import default_config
     from util.io.video_io import VideoReader
     from util.pipeline import Pipeline
-    from util.pipeline.backends import load_backend
-    from util.pipeline.model_files import resolve_model_files
-    from util.pipeline.sources import input_entries, work_items
-    from util.preprocess import preprocess_image
+    from util.model.backend import load_backend
+    from synthetic.demo_assets import ensure_demo_assets
+    from util.pipeline.inputs import input_entries
+    from util.pipeline.reading import work_items
+    from util.face.preprocess import preprocess_image
 
     work = tempfile.mkdtemp(prefix='ringnet_video_bench_')
     try:
@@ -158,7 +159,7 @@ def main(argv=None):
         warm_clip, warm_dir, _ = write_inputs(os.path.join(work, 'warm'), 4, args.fps,
                                               args.image_format)
         config = default_config(demo=True)
-        files = resolve_model_files(config)
+        files = ensure_demo_assets()
         net = load_backend(files['load_path'], backend=args.backend)
         pipe = Pipeline(config, files, net)
 

@@ -11,17 +11,17 @@ import time
 
 # stage -> [(module or class, attribute)], as util.pipeline looks them up
 STAGES = {
-    'read': [('util.pipeline.sources', 'load_image')],
-    'preprocess': [('util.pipeline.pipeline', 'preprocess_image')],
-    'render': [('util.pipeline.pipeline', 'four_panel')],
-    'neutralize': [('util.pipeline.pipeline', 'neutral_vertices')],
-    'texture': [('util.pipeline.pipeline', 'compute_texture_map')],
+    'read': [('util.pipeline.reading', 'load_image')],
+    'preprocess': [('util.pipeline.runner', 'preprocess_image')],
+    'render': [('util.outputs.panel', 'four_panel')],
+    'neutralize': [('util.outputs.neutral', 'neutral_vertices')],
+    'texture': [('util.outputs.texture', 'compute_texture_map')],
     'obj text': [('util.io.mesh_io', 'ObjTopology.obj_text'),
-                 ('util.pipeline.pipeline', 'vertex_text')],
-    'png': [('util.pipeline.pipeline', 'encode_image')],
-    # writing = save() less the outputs() it computes first (see timed_stages)
-    'save': [('util.pipeline.pipeline', 'Pipeline.save')],
-    'outputs': [('util.pipeline.pipeline', 'Pipeline.outputs')],
+                 ('util.outputs.photo', 'vertex_text')],
+    'png': [('util.outputs.panel', 'encode_image'), ('util.outputs.texture', 'encode_image')],
+    # writing = save() less the outputs it computes first (see timed_stages)
+    'save': [('util.pipeline.runner', 'Pipeline.save')],
+    'outputs': [('util.pipeline.runner', 'picture_outputs')],
 }
 
 

@@ -11,6 +11,9 @@ tf-slim is not used (it does not import on TF 2.21); its variable names are repr
 Weights are random but calibrated: each batch norm's moving statistics are the real statistics of
 its input on a smooth calibration image (as a trained network's would be), so activations stay
 O(1) through all 50 layers, and fc3 is scaled so theta moves realistic amounts from the mean.
+
+Over 300 lines on purpose: the whole TF1 graph of the original (encoder variants, regressor,
+FLAME decoder) must be built in one graph to be saved as one checkpoint.
 """
 import argparse
 import os

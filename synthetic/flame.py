@@ -10,6 +10,9 @@ Frame and units as FLAME: metres, y up, the face looks toward +z, origin near th
 longitudes (phi = 0 at the face, phi > 0 toward +x) plus the top pole: 5023 vertices.
 
     python -m synthetic.flame --out_dir DIR [--seed 0] [--n_shape 300] [--n_expr 100]
+
+Over 300 lines on purpose: every FLAME-format file (model pickle with chumpy objects, texture
+data, both landmark embeddings) is generated here, from one shared synthetic head.
 """
 import argparse
 import copyreg

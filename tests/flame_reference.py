@@ -2,7 +2,7 @@
 graph's own FLAME decoder and the numpy FLAME layer are checked against."""
 import numpy as np
 
-from util.theta import split_theta
+from util.model.theta import split_theta
 
 # FLAME joints: global, neck, jaw, left eye, right eye; RingNet regresses global and jaw only.
 _REGRESSED_JOINTS = (0, 2)

@@ -1,4 +1,4 @@
-"""util.preprocess.preprocess_image(img, img_size, box): the crop around a given box.
+"""util.face.preprocess.preprocess_image(img, img_size, box): the crop around a given box.
 
 Documented behaviour (formats §3, crop box): the box's longer side scales to img_size (exactly
 1.0 when it already is img_size), the centre is the box centre rounded half to even, then the
@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from util.camera import render_camera
-from util.preprocess import preprocess_image
+from util.face.camera import render_camera
+from util.face.preprocess import preprocess_image
 
 
 def naive_crop(img, img_size, box):
@@ -168,7 +168,7 @@ def test_overlay_lands_on_the_box(hw, box, corner, side):
 def test_a_window_sampled_from_a_huge_scaling_matches_the_scaled_image():
     """Past MAX_SCALED_PIXELS only the 224² window is sampled (no scaled copy of the image):
     the same start point, and pixels within rounding of cv2.resize's, wherever the window is."""
-    from util.preprocess import scale_and_crop
+    from util.face.preprocess import scale_and_crop
     rng = np.random.default_rng(5)
     image = cv2.GaussianBlur(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), (0, 0), 2)
     for scale, centre in ((3.7, (200, 150)), (2.2, (5, 290)), (0.6, (390, 10)), (5.0, (-20, 40))):

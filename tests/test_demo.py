@@ -38,10 +38,10 @@ def demo_run(cache_dir, tmp_path_factory):
 def reference_prediction(cache_dir):
     """The network's output for the sample image, computed here without the pipeline."""
     from config import default_config
-    from run_RingNet import RingNet_inference
+    from util.model.tf_backend import RingNet_inference
     from synthetic.demo_assets import ensure_demo_assets
     from util.io.image_io import load_image
-    from util.preprocess import preprocess_image
+    from util.face.preprocess import preprocess_image
     files = ensure_demo_assets(cache_dir)
     net = RingNet_inference(default_config(load_path=files['load_path']))
     crop, _ = preprocess_image(load_image(IMAGE), 224)

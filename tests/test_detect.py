@@ -1,4 +1,4 @@
-"""util.detect with the real MTCNN on scenes built from a public-domain portrait.
+"""util.face.detect with the real MTCNN on scenes built from a public-domain portrait.
 
 The face is the head of skimage.data.astronaut() (NASA portrait of Eileen Collins) pasted into
 larger pictures at known places, sizes and sides, so where each face is, and where its eyes
@@ -11,10 +11,10 @@ import pytest
 cv2 = pytest.importorskip('cv2')
 data = pytest.importorskip('skimage.data')
 
-from util.detect import (DEFAULT_MIN_FACE, MTCNN_MIN_FACE, Face, FaceDetector,  # noqa: E402
+from util.face.detect import (DEFAULT_MIN_FACE, MTCNN_MIN_FACE, Face, FaceDetector,  # noqa: E402
                          detection_scale, min_face_side, select_faces)
-from util.framing import celeba_box  # noqa: E402
-from util.preprocess import box_scale_center  # noqa: E402
+from util.face.framing import celeba_box  # noqa: E402
+from util.face.preprocess import box_scale_center  # noqa: E402
 
 # Eye centres (pupils) in skimage.data.astronaut() pixels (x, y), integer = pixel centre,
 # annotated by hand on 20x zoomed crops of the image (not taken from MTCNN): image-left eye,
@@ -128,7 +128,7 @@ def test_every_pasted_face_is_found_once_and_numbered_left_to_right(scene, scene
 def _eyes_in_crop(image_shape, box, eyes):
     """Canvas eye positions (2, 2) -> positions in preprocess_image's 224 crop for ``box``.
 
-    Written out from util.preprocess.scale_and_crop: the image is resized to floor(side *
+    Written out from util.face.preprocess.scale_and_crop: the image is resized to floor(side *
     scale) per axis (cv2 samples pixel centres: u = (x + 0.5) f - 0.5), and crop pixel i is
     resized pixel start + i - 112, start = round(centre * f).
     """

@@ -12,7 +12,7 @@ from smpl_webuser.lbs import lbs, pose_features, rodrigues
 from smpl_webuser.posemapper import posemap
 from smpl_webuser.serialization import ModelFormatError, load_model, load_model_arrays
 from flame_reference import flame_betas, full_pose, theta_to_flame_inputs
-from util.theta import split_theta
+from util.model.theta import split_theta
 
 PARENTS = [-1, 0, 1, 1, 1]  # global, neck, jaw, eye L, eye R
 

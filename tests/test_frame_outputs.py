@@ -12,8 +12,9 @@ from scipy.spatial.transform import Rotation
 from config import default_config
 from util.io.image_io import load_image
 from util.pipeline import Pipeline
-from util.pipeline.frames import Frame, Picture
-from util.pipeline.outputs import output_path
+from util.face.frames import Frame, Picture
+from util.outputs.naming import output_path
+from util.outputs.photo import picture_outputs
 
 IMG_SIZE = 224
 
@@ -34,7 +35,7 @@ class FixedBackend:
 
 
 def embeddings(flame_assets):
-    """The embedding files read back with pickle and np.load (not util.landmarks)."""
+    """The embedding files read back with pickle and np.load (not util.face.landmarks)."""
     with open(flame_assets['static_embedding'], 'rb') as fh:
         static = pickle.load(fh, encoding='latin1')
     dynamic = np.load(flame_assets['dynamic_embedding'], allow_pickle=True).item()
@@ -84,7 +85,8 @@ def run_one(flame_assets, flame, rotvec, tmp_path, box=None, image_shape=(300, 2
     image = np.full(image_shape + (3,), 128, np.uint8)  # grey: no red in the background
     frame = Frame('x', image, box)
     pred = pipeline.predict(frame)
-    return pipeline.outputs(Picture('x', image, [frame]), [pred], 'in/x.jpg'), vertices, theta
+    return (picture_outputs(Picture('x', image, [frame]), [pred], pipeline.context, 'in/x.jpg'),
+            vertices, theta)
 
 
 def camera_by_hand(cam, box, image_shape):

@@ -1,9 +1,9 @@
-"""util.framing (similarity fit, CelebA box) and util.detect.select_faces, without a detector."""
+"""util.face.framing (similarity fit, CelebA box) and util.face.detect.select_faces, without a detector."""
 import numpy as np
 import pytest
 
-from util.detect import Face, select_faces
-from util.framing import CELEBA_POINTS, CELEBA_SIZE, celeba_box, similarity_fit
+from util.face.detect import Face, select_faces
+from util.face.framing import CELEBA_POINTS, CELEBA_SIZE, celeba_box, similarity_fit
 
 
 def _rotate(points, angle):

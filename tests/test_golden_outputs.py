@@ -59,8 +59,8 @@ def run_cli(args, cache_dir, out):
 def theta_sha256(load_path):
     """sha256 of the raw network output theta for the sample image, on the real backend."""
     from util.io.image_io import load_image
-    from util.pipeline.backends import load_backend
-    from util.preprocess import preprocess_image
+    from util.model.backend import load_backend
+    from util.face.preprocess import preprocess_image
     crop, _ = preprocess_image(load_image(os.path.join(ROOT, SAMPLE)), 224)
     backend = load_backend(load_path)
     try:

@@ -2,8 +2,8 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from util.head_pose import head_pose_deg
-from util.landmarks import yaw_from_pose
+from util.face.head_pose import head_pose_deg
+from util.face.landmarks import yaw_from_pose
 
 
 def scipy_angles(rotvecs):

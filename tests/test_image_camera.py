@@ -1,8 +1,8 @@
-"""util.camera.image_weak_perspective / crop_weak_perspective (--smooth's camera in input
+"""util.face.camera.image_weak_perspective / crop_weak_perspective (--smooth's camera in input
 pixels) against the render camera's own projection."""
 import numpy as np
 
-from util.camera import (crop_weak_perspective, image_weak_perspective, project,
+from util.face.camera import (crop_weak_perspective, image_weak_perspective, project,
                          render_camera, to_camera)
 
 

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from util.io.image_io import ImageError, load_image, write_image
+from util.io.atomic import atomic_path
+from util.io.image_io import ImageError, encode_image, load_image
+
+
+def write_image(path, rgb):
+    """Write (H,W,3) uint8 RGB to ``path`` (format from its extension) atomically."""
+    data = encode_image(rgb, os.path.splitext(path)[1], name=path)
+    with atomic_path(path) as tmp, open(tmp, 'wb') as fh:
+        fh.write(data)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from output_sets import files_under
-from util.pipeline.sources import Entry, InputError, clashing, input_entries
+from util.pipeline.inputs import Entry, InputError, clashing, input_entries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -244,7 +244,7 @@ def test_skip_existing_never_hides_a_clash_or_a_mode_change(tmp_path, cache):
 
 def test_existing_outputs_of_the_other_mode_are_not_reused(tmp_path):
     from config import default_config
-    from util.pipeline.outputs import existing_outputs
+    from util.pipeline.resume import existing_outputs
     (tmp_path / 'images').mkdir()
     (tmp_path / 'images' / 'x.png').write_bytes(b'panel')
     plain, detect = default_config(), default_config(detect_faces=True)
@@ -257,7 +257,7 @@ def test_existing_outputs_of_the_other_mode_are_not_reused(tmp_path):
 
 def test_a_finished_clip_is_skipped_only_with_every_requested_output(tmp_path):
     from config import default_config
-    from util.pipeline.outputs import clip_settings, finished_outputs
+    from util.pipeline.resume import clip_settings, finished_outputs
     listed = ['params/c_face0.npz', 'params/c_face1.npz', 'video/c.mp4',
               'mesh/c_face0/000000.obj', 'mesh/c_face1/000004.obj']
     for rel in listed + ['params/c_face0.json']:  # a JSON nobody listed: not evidence

@@ -94,7 +94,7 @@ def test_sigkill_in_the_rename_window_is_undone_by_the_next_run(tmp_path, run_ar
 
 COUNTING_DRIVER = r'''
 import sys
-import util.pipeline.pipeline as pipeline
+import util.pipeline.runner as pipeline
 log, real_predict = sys.argv[1], pipeline.Pipeline.predict
 
 def predict(self, frame):

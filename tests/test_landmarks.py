@@ -1,10 +1,10 @@
-"""util.landmarks against naive loops, plain pickle / np.load, and rotation matrices built here."""
+"""util.face.landmarks against naive loops, plain pickle / np.load, and rotation matrices built here."""
 import pickle
 
 import numpy as np
 import pytest
 
-from util.landmarks import (EmbeddingFormatError, barycentric_points, dynamic_index,
+from util.face.landmarks import (EmbeddingFormatError, barycentric_points, dynamic_index,
                             landmarks_68, load_dynamic_embedding, load_static_embedding,
                             yaw_from_pose)
 

@@ -1,13 +1,17 @@
 """The layer map (docs/ARCHITECTURE.md), checked on the source with ``ast``.
 
-Ranks: 0 util.io (and util/io/*), 1 smpl_webuser, 2 util/*.py and run_RingNet, 3 synthetic,
-4 util.pipeline, 5 demo and config. A module may import its own rank or lower. Extra rules:
-only util.pipeline.model_files and demo (and synthetic itself) import ``synthetic``; only
-run_RingNet, synthetic.checkpoint, util.detect and util.onnx_convert import ``tensorflow``; only util.detect imports ``mtcnn``
-(which loads TensorFlow itself); only util.pipeline.ray_runner imports ``ray``. Every import counts, at any depth
-(inside functions, classes, try/if blocks), relative ones included, and so do
-``importlib.import_module('name')`` / ``__import__('name')`` with a literal name.
-tests/ and bench/ are not checked; third-party modules are ignored.
+Ranks: 0 util.io (and util/io/*), util.errors and the util package itself; 1 smpl_webuser
+(FLAME); 2 util.model, util.face, util.render (per-image steps); 3 util.outputs and synthetic;
+4 util.pipeline; 5 demo, config, now_evaluation and the original's import paths kept for
+library users (run_RingNet, util.renderer, util.project_on_mesh, util.using_flame_parameters),
+which nothing of ours imports. A module may import its own rank or lower. Extra rules: only
+demo (and synthetic itself) imports ``synthetic``; only util.model.tf_backend,
+synthetic.checkpoint, util.face.detect and util.model.onnx_convert import ``tensorflow``; only
+util.face.detect imports ``mtcnn`` (which loads TensorFlow itself); only
+util.pipeline.ray_runner imports ``ray``; the folders (util.io, util.face, ...) import each other
+without a cycle. Every import counts, at any depth (inside functions, classes, try/if blocks),
+relative ones included, and so do ``importlib.import_module('name')`` / ``__import__('name')``
+with a literal name. tests/ and bench/ are not checked; third-party modules are ignored.
 """
 import ast
 import os
@@ -15,19 +19,37 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 UNCHECKED_TOP = ('tests', 'bench')
-SYNTHETIC_IMPORTERS = ('util.pipeline.model_files', 'demo')
-TENSORFLOW_IMPORTERS = ('run_RingNet', 'synthetic.checkpoint', 'util.detect', 'util.onnx_convert')
-MTCNN_IMPORTERS = ('util.detect',)
+SYNTHETIC_IMPORTERS = ('demo',)
+TENSORFLOW_IMPORTERS = ('util.model.tf_backend', 'synthetic.checkpoint', 'util.face.detect',
+                        'util.model.onnx_convert')
+MTCNN_IMPORTERS = ('util.face.detect',)
 RAY_IMPORTERS = ('util.pipeline.ray_runner',)
+# the original's module paths, thin re-exports for library users
+COMPAT_PATHS = ('run_RingNet', 'util.renderer', 'util.project_on_mesh',
+                'util.using_flame_parameters')
+UTIL_RANKS = {None: 0, 'io': 0, 'errors': 0, 'model': 2, 'face': 2, 'render': 2, 'outputs': 3,
+              'pipeline': 4}
+TOP_RANKS = {'smpl_webuser': 1, 'synthetic': 3, 'demo': 5, 'config': 5, 'now_evaluation': 5}
 
 
 def rank(name):
-    """Layer of a dotted module (or module.attribute) name of this project; None if not ours."""
+    """Layer of a dotted module (or module.attribute) name of this project; None if not ours
+    (or not in the map)."""
+    if any(_within(name, path) for path in COMPAT_PATHS):
+        return 5
     parts = name.split('.')
-    top, sub = parts[0], (parts[1] if len(parts) > 1 else None)
-    if top == 'util':
-        return {'io': 0, 'pipeline': 4}.get(sub, 2)
-    return {'smpl_webuser': 1, 'run_RingNet': 2, 'synthetic': 3, 'demo': 5, 'config': 5}.get(top)
+    if parts[0] == 'util':
+        return UTIL_RANKS.get(parts[1] if len(parts) > 1 else None)
+    return TOP_RANKS.get(parts[0])
+
+
+def folder(name):
+    """The folder a module belongs to, for the cycle check: 'util.face.x' -> 'util.face',
+    'smpl_webuser.lbs' -> 'smpl_webuser'; None for top-level modules and files of util/."""
+    parts = name.split('.')
+    if parts[0] == 'util' and len(parts) > 2:
+        return '.'.join(parts[:2])
+    return parts[0] if parts[0] in ('smpl_webuser', 'synthetic') else None
 
 
 def _modules(root):
@@ -95,6 +117,9 @@ def layer_violations(root):
             continue
         for name, _ in imports:
             other = rank(name)
+            if any(_within(name, path) for path in COMPAT_PATHS) \
+                    and module not in COMPAT_PATHS:
+                found.append((module, name, 'imports a compatibility path'))
             if other is not None and other > own:
                 found.append((module, name, 'rank %d imports rank %d' % (own, other)))
             if _within(name, 'synthetic') and not _within(module, 'synthetic') \
@@ -109,19 +134,36 @@ def layer_violations(root):
     return sorted(set(found))
 
 
+def folder_cycles(root):
+    """Folder pairs importing each other, directly or through other folders: [(a, b)]."""
+    edges = {}
+    for module, imports in import_graph(root).items():
+        for name, _ in imports:
+            a, b = folder(module), folder(name)
+            if a and b and a != b and rank(name) is not None:
+                edges.setdefault(a, set()).add(b)
+
+    def reaches(start, goal, seen):
+        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
+                   for nxt in edges.get(start, ()))
+    return sorted((a, b) for a in edges for b in edges[a] if a < b and reaches(b, a, {b}))
+
+
 # ---------------------------------------------------------------------------------------------
 
 
 def test_repository_follows_the_layer_map():
     graph = import_graph(ROOT)
     # the walk really saw the project (so an empty answer below means something)
-    assert {'util.io.atomic', 'smpl_webuser.lbs', 'util.preprocess', 'run_RingNet',
-            'synthetic.checkpoint', 'util.pipeline.backends', 'demo', 'config'} <= set(graph)
+    assert {'util.io.atomic', 'smpl_webuser.lbs', 'util.face.preprocess', 'run_RingNet',
+            'synthetic.checkpoint', 'util.model.backend', 'util.outputs.panel',
+            'util.pipeline.runner', 'demo', 'config'} <= set(graph)
     assert not any(_within(m, 'tests') or _within(m, 'bench') for m in graph)
     names = {m: {n for n, _ in imports} for m, imports in graph.items()}
-    assert 'run_RingNet.RingNet_inference' in names['util.pipeline.backends']  # in a function
-    assert 'tensorflow' in names['run_RingNet']
+    assert 'util.model.tf_backend.RingNet_inference' in names['util.model.backend']  # in a def
+    assert 'tensorflow' in names['util.model.tf_backend']
     assert layer_violations(ROOT) == []
+    assert folder_cycles(ROOT) == []
 
 
 def _write(root, rel, text):
@@ -132,41 +174,47 @@ def _write(root, rel, text):
 
 FAKE_TREE = {
     # --- violations ---
-    'util/io/x.py': 'from util.pipeline.pipeline import Pipeline\n',
-    'util/io/y.py': 'def f():\n    from ..pipeline import sources\n',  # relative, in a function
-    'util/foo.py': 'import numpy as np\nimport synthetic.flame\n',
+    'util/io/x.py': 'from util.pipeline.runner import Pipeline\n',
+    'util/io/y.py': 'def f():\n    from ..pipeline import reading\n',  # relative, in a function
+    'util/face/foo.py': 'import numpy as np\nimport synthetic.flame\n',
+    'util/misc.py': 'import os\n',  # a file of util/ outside the map
     'smpl_webuser/a.py': 'import os\n\n\nclass A:\n    def m(self):\n        if True:\n'
-                         '            import util.renderer\n',
-    'util/pipeline/sources.py': 'try:\n    from synthetic import demo_assets\nexcept ImportError:\n'
+                         '            import util.render.renderer\n',
+    'util/pipeline/reading.py': 'try:\n    from synthetic import demo_assets\nexcept ImportError:\n'
                                 '    pass\n',
-    'util/bar.py': 'def load():\n    import tensorflow as tf\n    from mtcnn import MTCNN\n',
-    'util/baz.py': 'import importlib\n\n\ndef g():\n    return importlib.import_module('
-                   '"tensorflow.compat.v1")\n',
+    'util/face/bar.py': 'def load():\n    import tensorflow as tf\n    from mtcnn import MTCNN\n',
+    'util/render/baz.py': 'import importlib\n\n\ndef g():\n    return importlib.import_module('
+                          '"tensorflow.compat.v1")\n',
+    'util/outputs/panel.py': 'from util.renderer import four_panel\n',  # the compat path
+    'util/model/cyc.py': 'from util.render.geometry import n\n',  # model <-> render
+    'util/render/geometry.py': 'def n():\n    from util.model.theta import split_theta\n',
     'config.py': 'from synthetic.demo_assets import DEMO_NOTICE\n',
     'tools/helper.py': 'import os\n',
     # --- allowed ---
     'util/__init__.py': '',
+    'util/errors.py': '',
     'util/io/__init__.py': '',
-    'util/io/atomic.py': 'import os\n',
+    'util/io/atomic.py': 'import os\nfrom util.errors import one_line\n',
     'util/io/mesh_io.py': 'import numpy as np\nfrom util.io.atomic import atomic_path\n'
                           'from . import atomic\n',
-    'util/renderer.py': 'import numba\nfrom util.camera import project\n'
-                        'from util.io.mesh_io import Mesh\nfrom smpl_webuser.lbs import lbs\n',
-    'util/camera.py': 'import numpy\n',
-    'util/detect.py': 'class D:\n    def m(self):\n        from mtcnn import MTCNN\n',
+    'util/render/renderer.py': 'import numba\nfrom util.face.camera import project\n'
+                               'from util.io.mesh_io import Mesh\nfrom smpl_webuser.lbs import lbs\n',
+    'util/renderer.py': 'from util.render.renderer import *\n',
+    'util/face/camera.py': 'import numpy\n',
+    'util/face/detect.py': 'class D:\n    def m(self):\n        from mtcnn import MTCNN\n',
     'smpl_webuser/__init__.py': '',
     'smpl_webuser/lbs.py': 'import scipy.sparse as sp\nfrom util.io import safe_pickle\n',
-    'run_RingNet.py': 'import tensorflow as tf\nfrom util.io.checkpoint_files import x\n',
+    'util/model/tf_backend.py': 'import tensorflow as tf\nfrom util.io.checkpoint_files import x\n',
+    'util/model/backend.py': 'def load():\n    from util.model.tf_backend import RingNet_inference\n',
+    'run_RingNet.py': 'from util.model.tf_backend import RingNet_inference\n',
     'synthetic/__init__.py': '',
     'synthetic/checkpoint.py': 'import tensorflow as tf\nfrom smpl_webuser.lbs import lbs\n',
     'synthetic/demo_assets.py': 'def gen():\n    from synthetic.checkpoint import write_checkpoint\n'
                                 '    from .flame import write_flame_assets\n',
-    'util/pipeline/__init__.py': 'from util.pipeline.pipeline import Pipeline\n',
-    'util/pipeline/frames.py': 'import collections\n',
-    'util/pipeline/pipeline.py': 'from .frames import Frame\nfrom util.preprocess import p\n'
-                                 'from util.renderer import four_panel\n',
-    'util/pipeline/model_files.py': 'def resolve():\n    from synthetic.demo_assets import e\n',
-    'util/pipeline/backends.py': 'def load_backend():\n    from run_RingNet import RingNet_inference\n',
+    'util/pipeline/__init__.py': 'from util.pipeline.runner import Pipeline\n',
+    'util/face/frames.py': 'import collections\n',
+    'util/pipeline/runner.py': 'from util.face.frames import Frame\nfrom util.face.preprocess import p\n'
+                               'from ..outputs import photo\n',
     'demo.py': 'from absl import flags\nfrom config import get_config\n'
                'from synthetic.demo_assets import DEMO_NOTICE\nfrom util.pipeline import Pipeline\n',
     # --- not checked ---
@@ -181,17 +229,24 @@ def test_fake_tree_violations_are_reported_exactly(tmp_path):
         _write(tmp_path, rel, text)
     assert layer_violations(str(tmp_path)) == sorted([
         ('config', 'synthetic.demo_assets.DEMO_NOTICE', 'imports synthetic'),
-        ('smpl_webuser.a', 'util.renderer', 'rank 1 imports rank 2'),
+        ('smpl_webuser.a', 'util.render.renderer', 'rank 1 imports rank 2'),
         ('tools.helper', '', 'module is not in the layer map'),
-        ('util.bar', 'mtcnn.MTCNN', 'imports mtcnn'),
-        ('util.bar', 'tensorflow', 'imports tensorflow'),
-        ('util.baz', 'tensorflow.compat.v1', 'imports tensorflow'),
-        ('util.foo', 'synthetic.flame', 'imports synthetic'),
-        ('util.foo', 'synthetic.flame', 'rank 2 imports rank 3'),
-        ('util.io.x', 'util.pipeline.pipeline.Pipeline', 'rank 0 imports rank 4'),
-        ('util.io.y', 'util.pipeline.sources', 'rank 0 imports rank 4'),
-        ('util.pipeline.sources', 'synthetic.demo_assets', 'imports synthetic'),
+        ('util.misc', '', 'module is not in the layer map'),
+        ('util.face.bar', 'mtcnn.MTCNN', 'imports mtcnn'),
+        ('util.face.bar', 'tensorflow', 'imports tensorflow'),
+        ('util.render.baz', 'tensorflow.compat.v1', 'imports tensorflow'),
+        ('util.face.foo', 'synthetic.flame', 'imports synthetic'),
+        ('util.face.foo', 'synthetic.flame', 'rank 2 imports rank 3'),
+        ('util.io.x', 'util.pipeline.runner.Pipeline', 'rank 0 imports rank 4'),
+        ('util.io.y', 'util.pipeline.reading', 'rank 0 imports rank 4'),
+        ('util.outputs.panel', 'util.renderer.four_panel', 'imports a compatibility path'),
+        ('util.outputs.panel', 'util.renderer.four_panel', 'rank 3 imports rank 5'),
+        ('util.pipeline.reading', 'synthetic.demo_assets', 'imports synthetic'),
     ])
+    cycles = folder_cycles(str(tmp_path))
+    assert ('util.model', 'util.render') in cycles  # model <-> render, directly
+    assert ('smpl_webuser', 'util.render') in cycles  # through the rank violation above
+    assert ('util.face', 'util.model') not in cycles  # no import between them at all
 
 
 def test_fake_tree_allowed_imports_are_seen(tmp_path):
@@ -199,12 +254,13 @@ def test_fake_tree_allowed_imports_are_seen(tmp_path):
     for rel, text in FAKE_TREE.items():
         _write(tmp_path, rel, text)
     names = {m: {n for n, _ in imports} for m, imports in import_graph(str(tmp_path)).items()}
-    assert 'synthetic.demo_assets.e' in names['util.pipeline.model_files']
-    assert 'run_RingNet.RingNet_inference' in names['util.pipeline.backends']
-    assert 'tensorflow' in names['run_RingNet'] and 'tensorflow' in names['synthetic.checkpoint']
+    assert 'util.model.tf_backend.RingNet_inference' in names['util.model.backend']
+    assert 'tensorflow' in names['util.model.tf_backend']
+    assert 'tensorflow' in names['synthetic.checkpoint']
     assert {'synthetic.checkpoint.write_checkpoint',
             'synthetic.flame.write_flame_assets'} <= names['synthetic.demo_assets']
-    assert 'util.pipeline.frames.Frame' in names['util.pipeline.pipeline']
+    assert {'util.face.frames.Frame', 'util.outputs.photo'} <= names['util.pipeline.runner']
     assert 'util.io.atomic' in names['util.io.mesh_io']
-    assert 'mtcnn.MTCNN' in names['util.detect']
+    assert 'util.errors.one_line' in names['util.io.atomic']
+    assert 'mtcnn.MTCNN' in names['util.face.detect']
     assert not any(m.startswith(('tests', 'bench', '.venv')) for m in names)

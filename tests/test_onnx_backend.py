@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from util.pipeline.backends import ConversionCache, load_backend, tf_backend
+from util.model.backend import load_backend, tf_backend
+from util.model.conversion_cache import ConversionCache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -160,7 +161,7 @@ def test_a_changed_checkpoint_is_converted_again(flame_assets, cache, tmp_path):
 
 def test_int8_reports_its_error_and_is_refused_beyond_the_limit(checkpoint_v2, cache,
                                                                  tmp_path):
-    from util.onnx_backend import OnnxBackend
+    from util.model.onnx_backend import OnnxBackend
     load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
     own = copy_cache(cache, tmp_path)
     said = []
@@ -181,8 +182,8 @@ def test_int8_reports_its_error_and_is_refused_beyond_the_limit(checkpoint_v2, c
 
 def test_an_unusable_cache_or_a_failing_conversion_runs_on_tensorflow(checkpoint_v2, tmp_path,
                                                                       monkeypatch):
-    from run_RingNet import RingNet_inference
-    from util import onnx_convert
+    from util.model.tf_backend import RingNet_inference
+    from util.model import onnx_convert
     blocked = tmp_path / 'a_file'
     blocked.write_text('not a folder')  # nothing can be created below it
     said = []
@@ -201,8 +202,8 @@ def test_an_unusable_cache_or_a_failing_conversion_runs_on_tensorflow(checkpoint
 
 
 def test_a_nan_error_is_never_within_the_limit(checkpoint_v2, cache, tmp_path, monkeypatch):
-    from util import onnx_convert
-    from util.onnx_backend import OnnxBackend
+    from util.model import onnx_convert
+    from util.model.onnx_backend import OnnxBackend
     load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
     own = copy_cache(cache, tmp_path)
     monkeypatch.setattr(onnx_convert, 'compare', lambda a, b, images: {
@@ -215,7 +216,7 @@ def test_a_nan_error_is_never_within_the_limit(checkpoint_v2, cache, tmp_path, m
 
 
 def test_a_garbled_digest_memo_is_only_a_rehash(checkpoint_v2, cache, tmp_path):
-    from util.onnx_backend import OnnxBackend
+    from util.model.onnx_backend import OnnxBackend
     load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
     own = copy_cache(cache, tmp_path)
     for garbage in ('null', '[1]', '{"x": 5}', '{'):

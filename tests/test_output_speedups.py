@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 from synthetic.flame import make_mesh, make_texture_data, make_uv
-from util.camera import RenderCamera, project, to_camera
-from util.geometry import vertex_normals
-from util.io import image_io
+from util.face.camera import RenderCamera, project, to_camera
+from util.render.geometry import vertex_normals
+from util.io import image_io, png
 from util.io.image_io import encode_image
-from util.io.mesh_io import ObjTopology, _float_rows, vertex_text
-from util.project_on_mesh import compute_texture_map
-from util.renderer import (_LIGHT_TURN_DEG, _LIGHTS, draw_points, four_panel,
+from util.io.float_format import float_rows
+from util.io.mesh_io import ObjTopology, vertex_text
+from util.render.project_on_mesh import compute_texture_map
+from util.render.renderer import (_LIGHT_TURN_DEG, _LIGHTS, draw_points, four_panel,
                            lambertian_colors, render_mesh, rotate_y, y_rotation)
 
 
@@ -56,7 +57,7 @@ def test_float_rows_match_percent_g_on_edge_values(dtype, precision):
     values = edge_values(precision).astype(dtype)
     values = values[np.abs(values) < 10.0 ** precision]
     values = values[:len(values) // 3 * 3].reshape(-1, 3)
-    assert _float_rows('v ', values) == naive_rows('v ', values, precision)
+    assert float_rows('v ', values) == naive_rows('v ', values, precision)
 
 
 @pytest.mark.parametrize('dtype,precision', [(np.float64, 17), (np.float32, 9)])
@@ -71,17 +72,17 @@ def test_float_rows_match_percent_g_on_random_values(dtype, precision):
         values = values[np.isfinite(values) & (np.abs(values) < 10.0 ** precision)]
         values = values.astype(dtype)  # float32: below 1e9, no overflow
         values = values[:len(values) // 3 * 3].reshape(-1, 3)
-        assert _float_rows('v ', values) == naive_rows('v ', values, precision)
+        assert float_rows('v ', values) == naive_rows('v ', values, precision)
 
 
 def test_float_rows_leave_inf_nan_and_huge_values_to_python():
     for bad in (np.inf, -np.inf, np.nan, 1e17, -1e300, 1.7976931348623157e308):
         values = np.array([[0.5, bad, -2.0], [1e-7, 3.0, 4.0]])
-        assert _float_rows('v ', values) == naive_rows('v ', values, 17)
+        assert float_rows('v ', values) == naive_rows('v ', values, 17)
     values = np.array([[1e9, np.float32(np.nan), 1.0]], dtype=np.float32)
-    assert _float_rows('v ', values) == naive_rows('v ', values, 9)
-    assert _float_rows('v ', np.zeros((0, 3))) == ''
-    assert _float_rows('vt ', np.array([[0.25, 1.0]])) == 'vt 0.25 1\n'
+    assert float_rows('v ', values) == naive_rows('v ', values, 9)
+    assert float_rows('v ', np.zeros((0, 3))) == ''
+    assert float_rows('vt ', np.array([[0.25, 1.0]])) == 'vt 0.25 1\n'
 
 
 def test_obj_text_matches_plain_formatting_and_reuses_vertex_text():
@@ -137,11 +138,11 @@ def test_encode_image_png_bytes_equal_cv2s():
 
 
 def test_python_png_writer_agrees_with_cv2_here():
-    if not image_io._png_matches_cv2():
+    if not png.matches_cv2():
         pytest.skip("this zlib deflates differently from cv2's: cv2 writes every PNG")
     used = 0
     for rgb in png_images():
-        data = image_io._png_bytes(np.ascontiguousarray(rgb))
+        data = png.png_bytes(np.ascontiguousarray(rgb))
         if data is not None:
             used += 1
             assert data == cv2_png(rgb), rgb.shape
@@ -150,7 +151,7 @@ def test_python_png_writer_agrees_with_cv2_here():
 
 def test_encode_image_without_the_python_writer_and_other_formats(monkeypatch):
     rgb = next(png_images())
-    monkeypatch.setattr(image_io, '_png_checked', [False])
+    monkeypatch.setattr(png, 'matches_cv2', lambda: False)
     assert encode_image(rgb) == cv2_png(rgb)
     ok, jpg = cv2.imencode('.jpg', np.ascontiguousarray(rgb[..., ::-1]))
     assert encode_image(rgb, '.jpg') == jpg.tobytes()

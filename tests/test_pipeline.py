@@ -6,13 +6,20 @@ import numpy as np
 import pytest
 
 from config import default_config
-from run_RingNet import RingNet_inference
+from util.model.tf_backend import RingNet_inference
 from util.io.image_io import load_image
 from util.io.mesh_io import read_obj
 from util.pipeline import Pipeline
-from util.pipeline.backends import load_backend
-from util.pipeline.sources import image_items, input_entries
-from util.preprocess import preprocess_image
+from util.model.backend import load_backend
+from util.outputs.naming import output_name
+from util.pipeline.inputs import Entry, input_entries
+from util.pipeline.reading import work_items
+
+
+def image_items(paths):
+    """Work items of image files (default flags)."""
+    return work_items([Entry(p, output_name(p)) for p in paths], default_config())
+from util.face.preprocess import preprocess_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from util.preprocess import PreprocessError, preprocess_image
+from util.face.preprocess import PreprocessError, preprocess_image
 
 SIZES = [(224, 224), (100, 80), (80, 100), (300, 500), (501, 333), (37, 225), (225, 37),
          (7, 9), (448, 300), (223, 224), (224, 10), (1023, 767), (225, 225), (113, 57),

@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from util.camera import project, render_camera, to_camera
-from util.preprocess import preprocess_image
-from util.renderer import LIGHT_BLUE, four_panel, rasterize, render_mesh, rotate_y
+from util.face.camera import project, render_camera, to_camera
+from util.face.preprocess import preprocess_image
+from util.render.renderer import LIGHT_BLUE, four_panel, rasterize, render_mesh, rotate_y
 
 IMG_SIZE = 224
 
@@ -239,7 +239,7 @@ HMR_LIGHT_BLUE = np.array([0.651, 0.741, 0.859])  # the original's mesh colour (
 
 
 def pinhole(v_cam, f, c):
-    """u = f * X / Z + c, written out here (not util.camera.project)."""
+    """u = f * X / Z + c, written out here (not util.face.camera.project)."""
     return np.stack([f * v_cam[:, 0] / v_cam[:, 2] + c[0], f * v_cam[:, 1] / v_cam[:, 2] + c[1]], 1)
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from config import default_config
-from run_RingNet import RingNet_inference, RingNetInputError, RingNetLoadError
+from util.model.tf_backend import RingNet_inference, RingNetInputError, RingNetLoadError
 
 tf1 = tf.compat.v1
 FILES = ('.meta', '.index', '.data-00000-of-00001')
@@ -77,7 +77,7 @@ def test_gpu_device_strings_are_in_the_meta_and_load_here(checkpoint_v1):
 
 
 def test_backend_interface_is_plain_ints(net_v2):
-    """util.pipeline.backends: sizes are Python ints, not TensorFlow shapes."""
+    """util.model.backend: sizes are Python ints, not TensorFlow shapes."""
     sizes = (net_v2.image_size, net_v2.n_theta, net_v2.n_vertices)
     assert sizes == (224, 159, 5023) and all(type(n) is int for n in sizes)
 

@@ -1,4 +1,4 @@
-"""util.smoothing: the One-Euro filter against a scalar reference written from the paper, its
+"""util.face.smoothing: the One-Euro filter against a scalar reference written from the paper, its
 effect on jitter and lag, gaps, and smooth_track's contract."""
 import copy
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from util.smoothing import one_euro, smooth_track
+from util.face.smoothing import one_euro, smooth_track
 
 
 class ReferenceOneEuro:

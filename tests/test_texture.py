@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from util.camera import RenderCamera, render_camera
-from util.preprocess import preprocess_image
-from util.geometry import vertex_normals
-from util.project_on_mesh import compute_texture_map
+from util.face.camera import RenderCamera, render_camera
+from util.face.preprocess import preprocess_image
+from util.render.geometry import vertex_normals
+from util.render.project_on_mesh import compute_texture_map
 from util.io.safe_pickle import load_npy_dict, load_pickle
 
 

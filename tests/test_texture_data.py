@@ -1,11 +1,11 @@
-"""util.texture_data: the texture file is checked once, with one-line errors naming it."""
+"""util.render.texture_data: the texture file is checked once, with one-line errors naming it."""
 import numpy as np
 import pytest
 
 from smpl_webuser.serialization import load_model_arrays
-from util.camera import RenderCamera
-from util.project_on_mesh import compute_texture_map
-from util.texture_data import TextureDataError, check_texture_data, load_texture_data
+from util.face.camera import RenderCamera
+from util.render.project_on_mesh import compute_texture_map
+from util.render.texture_data import TextureDataError, check_texture_data, load_texture_data
 
 
 @pytest.fixture(scope='module')

@@ -1,9 +1,9 @@
-"""util.tracking: which detected face is which track, frame after frame."""
+"""util.face.tracking: which detected face is which track, frame after frame."""
 import collections
 
 import numpy as np
 
-from util.tracking import FaceTracker, nearest_matches
+from util.face.tracking import FaceTracker, nearest_matches
 
 Face = collections.namedtuple('Face', 'box score keypoints')
 

@@ -73,3 +73,10 @@ def resolve_prefix(load_path):
                                    % (load_path, 'no' if not metas else 'more than one',
                                       RINGNET_WHAT))
     return metas[0][:-len('.meta')]
+
+
+def checkpoint_paths(load_path):
+    """Every file of the checkpoint at ``load_path`` (prefix or folder): .meta, .index and the
+    data shards -- what a conversion depends on and what a cluster ships."""
+    prefix = resolve_prefix(load_path)
+    return [prefix + '.meta', prefix + '.index'] + data_shards(prefix)

@@ -11,6 +11,8 @@ import pickle
 import numpy as np
 import scipy.sparse as sp
 
+from util.errors import one_line
+
 try:  # numpy >= 2 (numpy.core still imports there, but with a deprecation warning)
     from numpy._core import multiarray as _multiarray, numeric as _numeric
 except ImportError:  # numpy 1.x
@@ -23,10 +25,6 @@ class UnsafePickleError(ValueError):
 
 class PickleFormatError(ValueError):
     """The file is truncated, corrupt or not of the expected kind."""
-
-
-def _one_line(exc):
-    return ' '.join(str(exc).split()) or type(exc).__name__
 
 
 def _latin1_encode(text, encoding='utf-8'):
@@ -144,7 +142,7 @@ def _sparse_from_state(stub, path):
         return getattr(sp, name)(args, shape=tuple(int(n) for n in shape))
     except (KeyError, TypeError, ValueError) as exc:
         raise PickleFormatError('%s: cannot rebuild %s (%s)' % (path, stub.qualname,
-                                                                _one_line(exc))) from exc
+                                                                one_line(exc))) from exc
 
 
 def _chumpy_from_state(stub, path, memo):
@@ -189,7 +187,7 @@ def _unpickle(fh, path):
         raise
     except Exception as exc:  # corrupt pickles raise many types; all mean the same to callers
         raise PickleFormatError('%s: truncated or corrupt pickle (%s: %s)'
-                                % (path, type(exc).__name__, _one_line(exc))) from exc
+                                % (path, type(exc).__name__, one_line(exc))) from exc
     return _convert(obj, path, {})
 
 
@@ -214,7 +212,7 @@ def load_npy(path):
             _, _, dtype = _NPY_HEADER_READERS[version](fh)
         except ValueError as exc:
             raise PickleFormatError('%s: not a readable .npy file (%s)'
-                                    % (path, _one_line(exc))) from exc
+                                    % (path, one_line(exc))) from exc
         if dtype.hasobject:
             array = _unpickle(fh, path)
             if not isinstance(array, np.ndarray):
@@ -225,7 +223,7 @@ def load_npy(path):
         return np.load(path, allow_pickle=False)
     except (ValueError, EOFError) as exc:
         raise PickleFormatError('%s: truncated or corrupt .npy file (%s)'
-                                % (path, _one_line(exc))) from exc
+                                % (path, one_line(exc))) from exc
 
 
 def load_npy_dict(path):

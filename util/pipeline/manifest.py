@@ -12,7 +12,7 @@ import json
 import os
 import threading
 
-from util.pipeline.outputs import MANIFEST
+from util.outputs.naming import MANIFEST
 
 
 def manifest_line(source, status, error=None, faces=None, outputs=(), seconds=0.0, video=None):

@@ -6,13 +6,15 @@ import os
 
 from util.io.checkpoint_files import (RINGNET_SOURCE, RINGNET_WHAT, CheckpointFilesError,
                                       missing_checkpoint_files, missing_line, resolve_prefix)
-from util.pipeline.outputs import wants_landmarks
+from util.outputs.naming import wants_landmarks
 
 FLAME_SOURCE = 'the FLAME website (https://flame.is.tue.mpg.de, registration needed)'
 EMBEDDING_SOURCE = ('the original RingNet repository (flame_model/) or the FLAME fitting code '
                     '(TF_FLAME, data/)')
-FILE_KEYS = ('load_path', 'flame_model_path', 'flame_texture_data_path',
-             'flame_static_embedding_path', 'flame_dynamic_embedding_path')
+# the model files of a run: the checkpoint, then the FLAME files (their flags' names)
+FLAME_FILE_KEYS = ('flame_model_path', 'flame_texture_data_path', 'flame_static_embedding_path',
+                   'flame_dynamic_embedding_path')
+FILE_KEYS = ('load_path',) + FLAME_FILE_KEYS
 
 
 class MissingModelFilesError(IOError):
@@ -46,14 +48,9 @@ def missing_model_files(config):
 
 
 def resolve_model_files(config):
-    """Return {key: path} for every key of FILE_KEYS, for this run.
-
-    With ``config.demo`` the synthetic stand-ins are generated (once) and used. Otherwise every
-    required file must exist, else MissingModelFilesError names each missing one.
-    """
-    if config.demo:
-        from synthetic.demo_assets import ensure_demo_assets  # only --demo needs the generators
-        return ensure_demo_assets()
+    """Return {key: path} for every key of FILE_KEYS, for this run: every required file must
+    exist, else MissingModelFilesError names each missing one. (--demo's synthetic stand-ins
+    are resolved by the command line, synthetic.demo_assets.)"""
     missing = missing_model_files(config)
     if missing:
         raise MissingModelFilesError('\n'.join(

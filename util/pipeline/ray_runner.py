@@ -17,22 +17,24 @@ import re
 import socket
 import types
 
+from util import ROOT
+from util.errors import one_line
 from util.io.cache import default_cache_dir
-from util.io.checkpoint_files import data_shards, resolve_prefix
+from util.io.checkpoint_files import checkpoint_paths
 from util.io.shipped import file_digest, local_files
-from util.pipeline.backends import load_backend
+from util.model.backend import load_backend
+from util.pipeline.inputs import Entry
 from util.pipeline.manifest import manifest_line
-from util.pipeline.pipeline import Pipeline, RunResult
-from util.pipeline.sources import Entry, work_items
+from util.pipeline.model_files import FLAME_FILE_KEYS
+from util.pipeline.reading import work_items
+from util.pipeline.runner import Pipeline, RunResult
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # the code goes to the workers as Ray's working_dir; not the licensed files or the tests
 CODE_EXCLUDES = ['/model', '/flame_model', '/tests', '/bench', '/docs',
                  '/RingNet_output', '__pycache__', '*.pyc']
 ROWS_PER_BATCH = 8  # inputs per actor call: enough to overlap writing with the next network
 # run; a worker that dies redoes at most this many (same names, same bytes)
-FILE_FLAGS = ('flame_model_path', 'flame_texture_data_path', 'flame_static_embedding_path',
-              'flame_dynamic_embedding_path', 'template_mesh')
+FILE_FLAGS = FLAME_FILE_KEYS + ('template_mesh',)  # the files besides the checkpoint
 
 
 class RayUnavailable(OSError):
@@ -43,8 +45,7 @@ def model_file_groups(files, template_mesh=''):
     """{key: [paths]} of the model files a run reads: the checkpoint's .meta, .index and data
     shards under 'load_path' (a group: they must sit side by side), and each FLAME file (and
     the template mesh) that exists."""
-    prefix = resolve_prefix(files['load_path'])
-    groups = {'load_path': [prefix + '.meta', prefix + '.index'] + data_shards(prefix)}
+    groups = {'load_path': checkpoint_paths(files['load_path'])}
     paths = dict(files, template_mesh=template_mesh)
     groups.update((key, [paths[key]]) for key in FILE_FLAGS
                   if paths.get(key) and os.path.isfile(paths[key]))
@@ -77,7 +78,7 @@ class RingNetWorker:
         for key in FILE_FLAGS:
             if key in local:
                 setattr(config, key, local[key][0])
-        files = {key: getattr(config, key) for key in ('load_path',) + FILE_FLAGS[:4]}
+        files = {key: getattr(config, key) for key in ('load_path',) + FLAME_FILE_KEYS}
         self.config, self.out_folder = config, out_folder
         self.pipeline = Pipeline(config, files, load_backend(
             files['load_path'], config.batch_size, config.backend, config.precision,
@@ -171,11 +172,11 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
         check_reachable(address)
         ray.init(address=config.ray_address or None, log_to_driver=False,
                  include_dashboard=False, logging_level=logging.ERROR,
-                 runtime_env={'working_dir': REPO_ROOT, 'excludes': CODE_EXCLUDES,
+                 runtime_env={'working_dir': ROOT, 'excludes': CODE_EXCLUDES,
                               'env_vars': worker_environment(config.ray_threads)})
     except Exception as e:  # noqa: BLE001 - Ray raises many kinds; the user gets one line
         raise RayUnavailable('cannot start or join Ray (%s): %s'
-                             % (address or 'this machine', _last_line(e))) from None
+                             % (address or 'this machine', one_line(e, last=True))) from None
     counts, interrupted = collections.Counter(), False
     try:
         context = ray.data.DataContext.get_current()
@@ -202,15 +203,10 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
     except KeyboardInterrupt:
         interrupted = True
     except Exception as e:  # noqa: BLE001 - a job that cannot go on: one line, the rows done stand
-        print('error: the Ray job stopped: %s' % _last_line(e), file=err)
+        print('error: the Ray job stopped: %s' % one_line(e, last=True), file=err)
         counts['failed'] += len(entries) - sum(counts.values())
     finally:
         ray.shutdown()
     return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted,
                      counts['partial'])
 
-
-def _last_line(error):
-    """The last non-empty line of an exception's message (Ray puts the cause last)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__

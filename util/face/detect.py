@@ -2,7 +2,7 @@
 
 One image at a time: ``FaceDetector().detect(image, min_face)`` gives every detection in input
 pixels; ``select_faces`` then drops the small ones, keeps the largest few and numbers them left
-to right; ``util.framing.celeba_box(face.keypoints)`` gives the crop box for each.
+to right; ``util.face.framing.celeba_box(face.keypoints)`` gives the crop box for each.
 
 The smallest face is controlled by downscaling the image ourselves, not with mtcnn's own
 ``min_face_size``: in mtcnn 1.0.0 its pyramid depth ignores that value, so above about 25 the
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 # box (4,) float64 (x0, y0, x1, y1) and keypoints (5, 2) float64 in input pixels; keypoints in
-# util.framing.CELEBA_POINTS order: left eye, right eye, nose, left and right mouth corners
+# util.face.framing.CELEBA_POINTS order: left eye, right eye, nose, left and right mouth corners
 # (left = image-left). score: MTCNN's confidence, float.
 Face = collections.namedtuple('Face', 'box score keypoints')
 

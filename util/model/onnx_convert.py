@@ -1,7 +1,7 @@
 """Convert the checkpoint's output sub-graph to ONNX, check it against TensorFlow, and make the
 int8 variant (docs/formats.md §13). TensorFlow, tf2onnx and onnx are imported here only.
 
-The TF graph (run_RingNet.RingNet_inference, variables restored) is frozen into constants,
+The TF graph (util.model.tf_backend.RingNet_inference, variables restored) is frozen into constants,
 converted by tf2onnx with its outputs renamed ``theta`` and ``vertices``, and compared with the
 TF graph on fixed inputs. int8 quantizes only the operations that compute theta from the image;
 every operation that maps theta to the vertices (the FLAME decoder) stays float32.
@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from run_RingNet import THETA_OP, VERTS_OP
-from util.onnx_backend import THETA, VERTICES
+from util.model.tf_backend import THETA_OP, VERTS_OP
+from util.model.onnx_backend import THETA, VERTICES
 
 OPSET = 17
 # only the convolutions theta depends on (the image encoder): quantizing the regressor's
@@ -33,7 +33,7 @@ def to_onnx(net):
     import tensorflow as tf
     import tf2onnx
     # TF's deprecation notices for the TF1 freezing API and tf2onnx's progress lines are not
-    # for the user: the one-line notice of util.pipeline.backends says what happens
+    # for the user: the one-line notice of util.model.backend says what happens
     loggers = [tf.get_logger(), logging.getLogger('tf2onnx')]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
@@ -100,7 +100,7 @@ def calibration_images(path, size=224, count=CALIBRATION_VARIANTS):
     public-domain sample): plain and mirrored, cropped a little tighter each time, and with
     the contrast lowered by 0-10 % toward mid-grey, through the original's preprocessing."""
     from util.io.image_io import load_image
-    from util.preprocess import preprocess_image
+    from util.face.preprocess import preprocess_image
     image = load_image(path)
     crops = []
     for k in range(count):

@@ -1,26 +1,18 @@
-"""Sources: turn the command's input into work items, each of which reads into pictures.
+"""The command's input -> the list of inputs to process ([Entry]: path and output NAME), and
+which of them clash.
 
 The input is an image or video file, a folder (``recursive``: with its sub-folders), a glob
-pattern, or a ``.txt`` list with one path per line. Reading is deferred to ``Item.read`` so a
-bad file fails as one item (reported by the pipeline) without stopping the listing or the batch.
-A file is a video when it is not an image (by extension or magic bytes) and OpenCV's FFmpeg
-opens it; folders and patterns list files with the extensions of either.
+pattern, a ``.txt`` list with one path per line, or a ``.csv`` / ``.parquet`` table with a
+``path`` column. Nothing is read here beyond the listing: a bad file fails later as its own
+item, without stopping the listing or the batch.
 """
 import collections
 import csv
 import glob
 import os
 
-import math
-
-from util.detect import FaceDetector, min_face_side, select_faces
-from util.framing import celeba_box
-from util.io.image_header import image_format
-from util.io.image_io import MAX_PIXELS, load_image
-from util.io.video_io import VideoReader
-from util.pipeline.frames import (Clip, Frame, Picture, face_name, output_name, track_name,
-                                  whole_picture)
-from util.tracking import FaceTracker
+from util.errors import one_line
+from util.outputs.naming import output_name
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif')
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv',
@@ -28,10 +20,6 @@ VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.mpg', '.m
 LIST_EXTENSION = '.txt'
 TABLE_EXTENSIONS = ('.csv', '.parquet')  # a table with a 'path' column (else its first)
 GLOB_CHARACTERS = '*?['
-
-Item = collections.namedtuple('Item', 'source read')
-Item.__doc__ = """source: what the user gave (a path), for messages; read: () -> [Picture]
-(a photo) or a Clip (a video)."""
 
 Entry = collections.namedtuple('Entry', 'path name')
 Entry.__doc__ = """One input: its path, and the output NAME its outputs get."""
@@ -107,8 +95,7 @@ def _table_paths(table_path):
                          'requirements-ray.txt)' % table_path) from e
     except (OSError, ValueError, IndexError) as e:
         raise InputError('%s: cannot read this list of paths (%s)'
-                         % (table_path, str(e).splitlines()[0] if str(e) else
-                            type(e).__name__)) from e
+                         % (table_path, one_line(e))) from e
 
 
 def _glob_root(pattern):
@@ -171,121 +158,16 @@ def clash_error(other, name):
     return ValueError('outputs would overwrite those of %s (same name %s)' % (other, name))
 
 
-def _refused(error):
-    raise error
+class NameClaims:
+    """Output names taken so far in a run: (kind, NAME) -> the input that took it. Kinds: 'panel'
+    (images/NAME.png), 'video' (video/NAME.mp4), 'frame' (a photo frame's or a video track's
+    mesh, params and neutral mesh: the same files)."""
 
+    def __init__(self):
+        self._owners = {}
 
-def is_image_file(path):
-    """True when ``path`` is read as a photo: an image extension, or image magic bytes. A
-    path that cannot be read (missing, a folder) goes by its extension alone, so the reader
-    that names the problem is the one the user expects."""
-    if path.lower().endswith(IMAGE_EXTENSIONS):
-        return True
-    try:
-        with open(path, 'rb') as fh:
-            return image_format(fh.read(16)) is not None
-    except OSError:
-        return not path.lower().endswith(VIDEO_EXTENSIONS)
-
-
-def read_image_pictures(path, name, max_pixels=MAX_PIXELS):
-    """An image file -> [Picture] of the whole image (the original's crop)."""
-    return [whole_picture(name, load_image(path, max_pixels))]
-
-
-class NoFaceError(ValueError):
-    """No face (of the minimum size) was found in an image."""
-
-
-def face_frames(name, image, faces):
-    """[util.detect.Face] (numbered in list order) -> [Frame] NAME_face<k> cropped around each
-    face's CelebA framing (util.framing.celeba_box)."""
-    return [Frame(face_name(name, k), image, tuple(celeba_box(face.keypoints)), k, face)
-            for k, face in enumerate(faces)]
-
-
-def detect_pictures(path, name, detector, min_face_size=0, max_faces=0, max_pixels=MAX_PIXELS):
-    """An image file -> [Picture] with one frame per detected face (util.detect), numbered
-    left to right. Raises NoFaceError when none (of at least the minimum size) is found."""
-    image = load_image(path, max_pixels)
-    min_face = min_face_side(image.shape, min_face_size)
-    faces, too_small = select_faces(detector.detect(image, min_face), min_face, max_faces)
-    if not faces:
-        raise NoFaceError('%s: no face found%s' % (path, (
-            ' of at least %d px (%d smaller; see --min_face_size)' % (min_face, too_small))
-            if too_small else ''))
-    return [Picture(name, image, face_frames(name, image, faces))]
-
-
-def expected_frames(frame_count, every_n=1, max_frames=0):
-    """How many frames a clip of ``frame_count`` frames gives with --every_n_frames and
-    --max_frames (0 when the count is unknown and there is no maximum)."""
-    kept = math.ceil(frame_count / every_n) if frame_count else 0
-    return min(kept, max_frames) if max_frames and kept else (kept or max_frames)
-
-
-def clip_pictures(reader, name, every_n=1, max_frames=0, detector=None, min_face_size=0,
-                  max_faces=0):
-    """Decode a util.io.video_io.VideoReader as a stream of Picture, one per kept frame, and
-    close it at the end. Without a detector each has one Frame, the whole image (the
-    original's crop), named ``name``; with one, a Frame per face followed by
-    util.tracking.FaceTracker (--max_faces tracks, 1 when 0), cropped as a photo's face, named
-    by track_name. A frame where no track is found has no frames."""
-    n_tracks = max(1, max_faces)
-    tracker = FaceTracker(n_tracks)
-    with reader:
-        for video_frame in reader.frames(every_n, max_frames):
-            image = video_frame.image
-            if detector is None:
-                frames = [Frame(name, image, None)]
-            else:
-                min_face = min_face_side(image.shape, min_face_size)
-                faces, _ = select_faces(detector.detect(image, min_face), min_face, 0)
-                frames = [Frame(track_name(name, k, n_tracks), image,
-                                tuple(celeba_box(face.keypoints)), k, face)
-                          for k, face in sorted(tracker.update(faces).items())]
-            yield Picture(name, image, frames, video_frame.index, video_frame.time_s)
-
-
-def read_entry(entry, config, detector=None):
-    """Read one input: [Picture] for a photo, a Clip for a video (see is_image_file)."""
-    if is_image_file(entry.path):
-        if detector is None:
-            return read_image_pictures(entry.path, entry.name, config.max_pixels)
-        return detect_pictures(entry.path, entry.name, detector, config.min_face_size,
-                               config.max_faces, config.max_pixels)
-    reader = VideoReader(entry.path)
-    every_n, max_frames = config.every_n_frames, config.max_frames
-    return Clip(entry.name, reader.info,
-                expected_frames(reader.info.frame_count, every_n, max_frames),
-                clip_pictures(reader, entry.name, every_n, max_frames, detector,
-                              config.min_face_size, config.max_faces),
-                lambda: video_frames(entry.path, every_n, max_frames))
-
-
-def video_frames(path, every_n=1, max_frames=0):
-    """The kept frames of a video file again (util.io.video_io.VideoFrame), for a second
-    pass; the file is closed at the end."""
-    with VideoReader(path) as reader:
-        yield from reader.frames(every_n, max_frames)
-
-
-def image_items(entries, max_pixels=MAX_PIXELS):
-    """[Entry] (or plain paths) of images -> [Item], each reading its file when the pipeline
-    gets to it."""
-    entries = [e if isinstance(e, Entry) else Entry(e, output_name(e)) for e in entries]
-    return [Item(e.path, lambda e=e: read_image_pictures(e.path, e.name, max_pixels))
-            for e in entries]
-
-
-def work_items(entries, config, clashes=None):
-    """[Entry] -> the run's [Item]: photos and videos (read_entry), whole images (the
-    original), or the faces found in them (--detect_faces, with --min_face_size and
-    --max_faces). clashes: {index: earlier Entry} (see clashing) -> those items fail with one
-    line instead of reading."""
-    detector = FaceDetector() if config.detect_faces else None
-    items = [Item(e.path, lambda e=e: read_entry(e, config, detector)) for e in entries]
-    for k, other in (clashes or {}).items():
-        error = clash_error(other.path, entries[k].name)
-        items[k] = Item(entries[k].path, lambda error=error: _refused(error))
-    return items
+    def claim(self, kind, name, source):
+        """Take (kind, ``name``) for ``source``; raise clash_error if another input has it."""
+        other = self._owners.setdefault((kind, name), source)
+        if other != source:
+            raise clash_error(other, name)

@@ -7,7 +7,7 @@ come from the dynamic embedding (79 contours, one per degree of yaw in [-39, 39]
 import numpy as np
 
 from smpl_webuser.lbs import rodrigues
-from util.head_pose import euler_zyx
+from util.face.head_pose import euler_zyx
 from util.io.safe_pickle import load_npy_dict, load_pickle
 
 N_STATIC = 51
@@ -69,7 +69,7 @@ def yaw_from_pose(pose):
     Like the FLAME fitting code this reads the y Euler angle of the head rotation
     R = R_global @ R_neck (the neck is identity in a 6-value pose) and negates it, so a
     positive yaw turns the face toward -x. For a 6-value pose this equals the yaw of
-    util.head_pose.head_pose_deg (taking out the frontal Rx(180°) negates the y angle).
+    util.face.head_pose.head_pose_deg (taking out the frontal Rx(180°) negates the y angle).
     """
     pose = np.asarray(pose, dtype=np.float64)
     rot = rodrigues(pose[:, 0:3])

@@ -9,7 +9,7 @@ that carries CelebA's mean landmarks onto the five detected keypoints, and map t
 image frame through it.
 
 The box is kept axis-aligned (the fitted rotation only moves its centre; the face is not
-derotated), so the existing crop applies unchanged: ``util.preprocess.preprocess_image(img,
+derotated), so the existing crop applies unchanged: ``util.face.preprocess.preprocess_image(img,
 img_size=224, box=celeba_box(keypoints))`` scales the box's longer side (its height, 218 units)
 to 224 px and centres the 224 x 224 window on the box centre, exactly as the original's
 scale-and-crop does for the whole image, and the camera formula that undoes it still holds.

@@ -48,7 +48,7 @@ def nearest_matches(previous, boxes):
 class FaceTracker:
     """Identity of the faces of one clip over time (per clip: no state is shared).
 
-    ``update(faces)`` takes a frame's detections (util.detect.Face, any order) and returns
+    ``update(faces)`` takes a frame's detections (util.face.detect.Face, any order) and returns
     {track index: Face} for the tracks found in that frame. At most ``n_tracks`` tracks exist.
     """
 
@@ -65,7 +65,7 @@ class FaceTracker:
         for row, b in matches.items():
             found[following[row]] = faces[b]
         taken = set(matches.values())
-        # largest free faces first (by area, as util.detect.select_faces), for the tracks
+        # largest free faces first (by area, as util.face.detect.select_faces), for the tracks
         # not found yet (lost before, or now: detect again at once; in track order), then
         # for new tracks
         free = sorted((b for b in range(len(faces)) if b not in taken),

@@ -1,81 +1,15 @@
-"""Where each output goes: the one place that names output files.
+"""--skip_existing: which inputs already have every requested output (docs/formats.md §12).
 
-The panel is one per picture (NAME of the input image); every other kind is one per frame
-(the image's NAME, or NAME_face<k> with --detect_faces).
+A picture's outputs are committed together (util.io.atomic.Staging) and a clip's manifest line
+lists its outputs, so the files present are a finished set, once a killed commit is undone
+(util.io.atomic.recover_staging).
 """
 import os
 
-from util.io.mesh_io import mtl_name
-from util.pipeline.frames import face_name
-
-# output kind -> (folder, file-name suffix); NAME is the picture's or the frame's name.
-# 'texture_mtl' follows 'texture_obj' (util.io.mesh_io.mtl_name).
-OUTPUT_FILES = {
-    'panel': ('images', '.png'),
-    'mesh': ('mesh', '.obj'),
-    'params': ('params', '.npy'),
-    'params_json': ('params', '.json'),
-    'neutral': ('neutral_mesh', '.obj'),
-    'texture': ('texture', '.png'),
-    'texture_obj': ('texture', '.obj'),
-    'landmarks_2d': ('landmarks', '_2d.txt'),
-    'landmarks_3d': ('landmarks', '_3d.txt'),
-}
-PICTURE_KINDS = ('panel',)
-# a video clip's outputs (docs/formats.md §14): 'video' per clip, the others per track
-CLIP_FILES = {
-    'video': ('video', '.mp4'),
-    'track': ('params', '.npz'),
-    'track_json': ('params', '.json'),
-    'neutral': ('neutral_mesh', '.obj'),
-}
-FRAME_MESH = 'mesh/%s/%06d.obj'  # a track's mesh of video frame number k
-MANIFEST = 'manifest.jsonl'
-
-
-def requested_kinds(config):
-    """The output kinds this run writes, in writing order (the panel always)."""
-    kinds = ['panel']
-    kinds += ['mesh'] if config.save_obj_file else []
-    kinds += ['params', 'params_json'] if config.save_flame_parameters else []
-    kinds += ['neutral'] if config.neutralize_expression else []
-    kinds += ['texture', 'texture_mtl', 'texture_obj'] if config.save_texture else []
-    kinds += ['landmarks_2d', 'landmarks_3d'] if config.save_landmarks else []
-    return kinds
-
-
-def wants_landmarks(config):
-    """True when this run needs the landmark embeddings (to write or to draw landmarks)."""
-    return bool(config.save_landmarks or config.draw_landmarks)
-
-
-def frame_kinds(config):
-    """requested_kinds written once per frame (all but the picture's panel)."""
-    return [k for k in requested_kinds(config) if k not in PICTURE_KINDS]
-
-
-def output_path(name, kind):
-    """Relative path of output ``kind`` of ``name``, e.g. ('a', 'mesh') -> mesh/a.obj."""
-    if kind == 'texture_mtl':  # the material library the textured OBJ names, next to it
-        obj = output_path(name, 'texture_obj')
-        return os.path.join(os.path.dirname(obj), mtl_name(obj))
-    folder, suffix = OUTPUT_FILES[kind]
-    return os.path.join(folder, name + suffix)
-
-
-def clip_output_path(name, kind, index=None):
-    """Relative path of a clip's output ``kind`` ('video', 'track', 'track_json', 'neutral',
-    or 'frame_mesh' of frame number ``index``) for the clip or track ``name``."""
-    if kind == 'frame_mesh':
-        return os.path.join(*(FRAME_MESH % (name, index)).split('/'))
-    folder, suffix = CLIP_FILES[kind]
-    return os.path.join(folder, name + suffix)
-
-
-def clip_kinds(config):
-    """The per-track output kinds a clip gets with this config (besides the video)."""
-    return (['track'] + (['track_json'] if config.save_flame_parameters else [])
-            + (['neutral'] if config.neutralize_expression else []))
+from util.io.atomic import recover_staging
+from util.outputs.naming import (CLIP_FILES, clip_kinds, clip_output_path, face_name,
+                                 frame_kinds, output_path)
+from util.pipeline.manifest import read_manifest
 
 
 def existing_outputs(out_folder, name, config, previous=None):
@@ -158,3 +92,22 @@ def finished_outputs(out_folder, name, config, previous=None):
         return existing_clip_outputs(out_folder, name, config, previous)
     found = existing_outputs(out_folder, name, config, previous)
     return None if found is None else found + (None,)
+
+
+def split_existing(entries, clashes, config):
+    """--skip_existing: ([(index, pending Entry)], [(skipped Entry, its outputs, faces,
+    video)]). An entry whose NAME clashes with an earlier one is never skipped (it is
+    refused). Without --skip_existing every entry is pending."""
+    if not config.skip_existing:
+        return list(enumerate(entries)), []
+    recover_staging(config.out_folder)  # undo a killed run's half-done commit first
+    previous = read_manifest(config.out_folder)
+    pending, skipped = [], []
+    for k, entry in enumerate(entries):
+        found = None if k in clashes else finished_outputs(
+            config.out_folder, entry.name, config, previous.get(entry.path))
+        if found is None:
+            pending.append((k, entry))
+        else:
+            skipped.append((entry,) + found)
+    return pending, skipped

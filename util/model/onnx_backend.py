@@ -1,11 +1,13 @@
-"""RingNet on ONNX Runtime: the backend interface (util/pipeline/backends.py) without TensorFlow.
+"""RingNet on ONNX Runtime: the backend interface (util/model/backend.py) without TensorFlow.
 
-The model is a conversion of the checkpoint's output sub-graph (util/onnx_convert.py,
+The model is a conversion of the checkpoint's output sub-graph (util/model/onnx_convert.py,
 docs/formats.md §13) whose outputs are named ``theta`` (N, T) and ``vertices`` (N, V, 3) and
 whose one input is the image batch (N, S, S, 3) float32 in [-1, 1]. When the batch dimension is
 fixed (the original graph's is 1), images run one chunk at a time, the last padded and trimmed.
 """
 import numpy as np
+
+from util.errors import one_line
 
 THETA = 'theta'
 VERTICES = 'vertices'
@@ -21,7 +23,7 @@ def _dim(value):
 
 
 class OnnxBackend:
-    """path: a .onnx file written by util.onnx_convert; threads: intra-op threads (0: ORT's
+    """path: a .onnx file written by util.model.onnx_convert; threads: intra-op threads (0: ORT's
     default, one per physical core); providers: ONNX Runtime execution providers, best first
     (default: CUDA when this onnxruntime build has it, then CPU)."""
 
@@ -37,9 +39,8 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-            lines = str(exc).strip().splitlines() or [type(exc).__name__]
             raise OnnxModelError('%s: cannot load the ONNX model (%s)'
-                                 % (path, lines[-1])) from exc
+                                 % (path, one_line(exc, last=True))) from exc
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
         inputs = self.session.get_inputs()
         if set(outputs) != {THETA, VERTICES} or len(inputs) != 1 or len(inputs[0].shape) != 4:

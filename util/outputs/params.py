@@ -1,18 +1,22 @@
-"""The JSON sidecar of --save_flame_parameters, params/NAME.json (docs/formats.md §12).
+"""The parameters, --save_flame_parameters: the original's params/NAME.npy and its JSON sidecar
+params/NAME.json (docs/formats.md §5, §12).
 
 The original's params/NAME.npy stays as it is; the JSON carries the same parameters as plain
 lists plus what a next tool needs and the .npy lacks: head-pose angles, the face box, the
 crop (to map crop pixels back to input pixels) and where the result came from.
 """
+import io
 import json
 
 import numpy as np
 
-from util.head_pose import head_pose_deg
+from util.face.frames import crop_box, face_box
+from util.face.head_pose import head_pose_deg
+from util.outputs.naming import output_path
 
 
 def crop_record(proc_param, crop_box):
-    """proc_param of util.preprocess.preprocess_image and the box cropped around -> dict.
+    """proc_param of util.face.preprocess.preprocess_image and the box cropped around -> dict.
 
     A crop pixel (u, v) shows input pixel ((u + offset_x) / scale, (v + offset_y) / scale),
     the mapping the render camera uses (offset = start_pt - size / 2).
@@ -26,7 +30,7 @@ def crop_record(proc_param, crop_box):
 
 
 def params_record(params, proc_param, crop_box, box, source, face=None, score=None):
-    """params {'cam', 'pose', 'shape', 'expression'} arrays (util.theta.split_theta) -> the
+    """params {'cam', 'pose', 'shape', 'expression'} arrays (util.model.theta.split_theta) -> the
     sidecar dict. box / crop_box: (x0, y0, x1, y1) input pixels of the face (or the whole
     image) and of the crop; face: the face's index (None without detection)."""
     yaw, pitch, roll = head_pose_deg(np.asarray(params['pose'])[None, :3])[0]
@@ -48,3 +52,20 @@ def json_bytes(record):
     names that are not UTF-8, escaped as \\uXXXX so the file is always valid JSON)."""
     lines = ['  %s: %s' % (json.dumps(key), json.dumps(value)) for key, value in record.items()]
     return ('{\n' + ',\n'.join(lines) + '\n}\n').encode('ascii')
+
+
+def npy_bytes(value):
+    """The bytes ``np.save`` writes for ``value`` (a dict is saved as a 0-d object array)."""
+    buffer = io.BytesIO()
+    np.save(buffer, value)
+    return buffer.getvalue()
+
+
+def params_outputs(frame, pred, params, source=''):
+    """{params/NAME.npy, params/NAME.json: bytes} of a frame; params: its theta split
+    (util.model.theta), copies."""
+    detection = frame.detection
+    return {output_path(frame.name, 'params'): npy_bytes(params),
+            output_path(frame.name, 'params_json'): json_bytes(params_record(
+                params, pred.proc_param, crop_box(frame), face_box(frame), source, frame.face,
+                None if detection is None else detection.score))}

@@ -3,6 +3,8 @@
 theta = [cam (3) | pose (pose_params) | shape (shape_params) | expression (expression_params)];
 the counts default to the config flags' defaults 6 / 100 / 50, i.e. 159 values.
 """
+import collections
+
 import numpy as np
 
 N_CAM = 3
@@ -23,3 +25,23 @@ def split_theta(theta, pose_params=6, shape_params=100, expression_params=50):
         out[name] = theta[..., start:start + size]
         start += size
     return out
+
+
+class ThetaLayout(collections.namedtuple('ThetaLayout', 'pose shape expression')):
+    """How many pose, shape and expression values follow the 3 camera values in theta (the
+    --pose_params / --shape_params / --expression_params flags)."""
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, config):
+        """The layout the flags of ``config`` give."""
+        return cls(config.pose_params, config.shape_params, config.expression_params)
+
+    @property
+    def size(self):
+        """Values in theta: 3 + pose + shape + expression."""
+        return N_CAM + self.pose + self.shape + self.expression
+
+    def split(self, theta):
+        """split_theta with this layout."""
+        return split_theta(theta, self.pose, self.shape, self.expression)

@@ -1,94 +1,29 @@
-"""Network backends: the interface the pipeline relies on, and the one place that picks one.
-
-A backend is any object with
-- ``predict(images, get_parameters=True)``: images (N, S, S, 3) float32 in [-1, 1] ->
-  (vertices (N, V, 3) float32, theta (N, T) float32) (the original RingNet_inference
-  signature; the pipeline always asks for both);
-- plain ints ``image_size`` (S, or None when the graph does not fix it), ``n_theta`` (T)
-  and ``n_vertices`` (V).
-
-Two exist: run_RingNet.RingNet_inference (the checkpoint on TensorFlow) and
-util.onnx_backend.OnnxBackend (a verified ONNX conversion of it on ONNX Runtime, converted once
-per checkpoint into the user cache; docs/formats.md §13). A run that finds a verified
-conversion in the cache never imports TensorFlow.
+"""The cache of verified ONNX conversions: one entry per checkpoint, and the acceptance policy
+(fp32 within FP32_LIMITS of TensorFlow, int8 within INT8_MAX_VERTEX_MM of fp32;
+docs/formats.md §13).
 """
 import contextlib
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import time
-import types
 
 import numpy as np
 
+from util import ROOT
+from util.errors import one_line
 from util.io.atomic import atomic_path
 from util.io.cache import default_cache_dir, files_digest, sha256_file
-from util.io.checkpoint_files import data_shards, resolve_prefix
-from util.onnx_backend import OnnxBackend, OnnxModelError
+from util.io.checkpoint_files import checkpoint_paths
+from util.io.lock import locked
+from util.model.onnx_backend import OnnxBackend, OnnxModelError
 
-BACKENDS = ('auto', 'tf', 'onnx')
-PRECISIONS = ('fp32', 'int8')
 # a conversion must reproduce the TF graph this closely, or it is refused (TF is used)
 FP32_LIMITS = {'theta_max': 1e-4, 'vertices_max_m': 1e-5}
 INT8_MAX_VERTEX_MM = 2.0  # int8 is refused (fp32 ONNX used) when vertices move more
-SAMPLE_IMAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'input_images', '000001.jpg')
-
-
-def load_backend(load_path, batch_size=1, backend='tf', precision='fp32', cache_dir=None,
-                 say=None, int8_max_mm=INT8_MAX_VERTEX_MM):
-    """The network for the checkpoint at ``load_path`` (prefix or folder).
-
-    backend: 'tf' (TensorFlow), 'onnx' (ONNX Runtime; converts and verifies on first use) or
-    'auto' (ONNX when a verified conversion of this checkpoint is cached, TensorFlow
-    otherwise: auto does not convert for fp32, so outputs change from TensorFlow's only after
-    --backend=onnx or --precision=int8 was asked for). precision 'int8' (ONNX only, converted
-    on first use) quantizes the image encoder. ``say`` (default: print to stderr) gets the
-    one-line notices: converting, conversion refused or failed, int8 errors. Any failure of
-    the ONNX side (cache folder not writable, onnxruntime / tf2onnx missing, a conversion that
-    fails or differs) is one notice, and TensorFlow runs.
-    """
-    say = say or (lambda line: print(line, file=sys.stderr))
-    if backend not in BACKENDS or precision not in PRECISIONS:
-        raise ValueError('--backend must be one of %s and --precision one of %s'
-                         % ('|'.join(BACKENDS), '|'.join(PRECISIONS)))
-    if backend == 'tf':
-        if precision != 'fp32':
-            raise ValueError('--precision=%s needs --backend=onnx (or auto)' % precision)
-        return tf_backend(load_path, batch_size)
-    try:
-        entry = ConversionCache(load_path, cache_dir)
-        cached = entry.model(precision)
-    except Exception as exc:  # noqa: BLE001 - no usable cache: the run goes on, on TF
-        if backend == 'onnx' or precision != 'fp32':
-            say('error: ONNX Runtime cannot be used (%s); running on TensorFlow' % _line(exc))
-        return tf_backend(load_path, batch_size)
-    if cached is not None:
-        return cached
-    if backend == 'auto' and precision == 'fp32':
-        return tf_backend(load_path, batch_size)
-    return entry.convert(precision, lambda: tf_backend(load_path, batch_size), say,
-                         int8_max_mm)
-
-
-def tf_backend(load_path, batch_size=1):
-    """RingNet_inference on TensorFlow (imported here, only when this backend is used)."""
-    from run_RingNet import RingNet_inference
-    return RingNet_inference(types.SimpleNamespace(load_path=load_path, batch_size=batch_size))
-
-
-def checkpoint_paths(load_path):
-    """The files a conversion depends on: .meta, .index and the data shards."""
-    prefix = resolve_prefix(load_path)
-    return [prefix + '.meta', prefix + '.index'] + data_shards(prefix)
-
-
-def _line(exc):
-    """One line saying what went wrong."""
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), '')
-    return '%s: %s' % (type(exc).__name__, text) if text else type(exc).__name__
+# calibration and check images for int8 (variants of the bundled sample portrait)
+SAMPLE_IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
 
 
 def _within(errors, limits):
@@ -175,7 +110,7 @@ class ConversionCache:
         try:
             # one converter per checkpoint at a time: a second process waits, then finds the
             # first one's model in the cache
-            with _locked(self.folder):
+            with locked(os.path.join(self.folder, '.lock')):
                 cached = self.model(precision)
                 if cached is not None:
                     return cached
@@ -188,12 +123,12 @@ class ConversionCache:
                 return fp32 if precision == 'fp32' else self._int8(fp32, say, int8_max_mm)
         except Exception as exc:  # noqa: BLE001 - a failed conversion must not stop the run
             say('error: %s: the ONNX conversion failed (%s); running on TensorFlow'
-                % (self.load_path, _line(exc)))
+                % (self.load_path, one_line(exc, with_type=True)))
             return net if net is not None else make_net()
 
     def _convert_fp32(self, net, say):
         """The checked fp32 model, cached -> OnnxBackend, or None when it is refused."""
-        from util import onnx_convert
+        from util.model import onnx_convert
         say('converting the checkpoint for ONNX Runtime, once (about 40 s); later runs load it '
             'from %s without TensorFlow' % self.folder)
         data = onnx_convert.to_onnx(net)
@@ -206,7 +141,7 @@ class ConversionCache:
         return OnnxBackend(self._store('fp32', data, {'errors_vs_tf': errors}))
 
     def _int8(self, fp32, say, max_mm):
-        from util import onnx_convert
+        from util.model import onnx_convert
         calibration = onnx_convert.calibration_images(SAMPLE_IMAGE)
         say('quantizing the image encoder to int8, once (calibrated on %d variants of %s)'
             % (len(calibration), os.path.relpath(SAMPLE_IMAGE)))
@@ -225,23 +160,6 @@ class ConversionCache:
             return fp32
         return OnnxBackend(self._store('int8', data, {'errors_vs_fp32': errors,
                                                       'limit_mm': max_mm}))
-
-
-@contextlib.contextmanager
-def _locked(folder):
-    """Hold an exclusive lock on ``folder``/.lock (POSIX flock; no lock where there is none)."""
-    os.makedirs(folder, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: concurrent converters each write their own file
-        yield
-        return
-    with open(os.path.join(folder, '.lock'), 'a') as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,117 @@
+"""One run of the command, after its flags are parsed: list the inputs (and those
+--skip_existing skips), check the output folder, find the model files, pick the backend, run
+the engine with a manifest and a progress bar, print one summary line -> the exit status: 0
+all inputs done (or skipped), 1 some input failed (or a video was cut short), 2 nothing could
+start (no input, an output folder that cannot be written, model files missing or unusable, Ray
+missing or unreachable), 130 / 143 interrupted by SIGINT / SIGTERM. Answers that need no
+network come before TensorFlow is imported.
+"""
+import contextlib
+import signal
+import sys
+
+from util.errors import printable
+from util.io.atomic import check_writable
+from util.model.backend import load_backend
+from util.pipeline.inputs import InputError, clashing, input_entries
+from util.pipeline.manifest import Manifest
+from util.pipeline.model_files import resolve_model_files
+from util.pipeline.progress import Progress, wants_bar
+from util.pipeline.reading import work_items
+from util.pipeline.resume import split_existing
+from util.pipeline.runner import Pipeline, RunResult
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM raise KeyboardInterrupt once (the pipeline then
+    finishes the image being written and stops); later ones are ignored. ``signum`` is the
+    first signal received, for the exit status 128 + signum."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None, partial=0):
+    """The final line: how many inputs were done (and skipped, or cut short), and where
+    (only if any were); the codec of the overlay videos when there were videos."""
+    line = '%d of %d input(s) done' % (done, total)
+    if partial:
+        line += ', %d cut short (their frames kept)' % partial
+    if skipped:
+        line += ', %d skipped (outputs already there)' % skipped
+    if done or skipped or partial:
+        line += ', outputs in %s' % printable(out_folder)
+    if video_codec:
+        line += ', overlay videos in %s' % video_codec
+    return line + ('; interrupted' if interrupted else '')
+
+
+def run_command(config, demo_files=None, notice=None):
+    """Run the command ``config`` (the parsed flags) -> exit status. demo_files: () -> {key:
+    path} of stand-in model files (--demo), used instead of the licensed files; notice: a line
+    printed once before they are used."""
+    try:
+        entries = input_entries(config.img_path, config.recursive, exclude=config.out_folder)
+    except InputError as e:
+        print('error: %s' % printable(str(e)), file=sys.stderr)
+        return 2
+    clashes = clashing(entries)
+    pending, skipped = split_existing(entries, clashes, config)
+    with StopSignals() as stop, contextlib.ExitStack() as stack:
+        try:
+            if demo_files and pending and notice:
+                print(notice, file=sys.stderr)
+            pipeline = None
+            files = None
+            if pending:
+                files = demo_files() if demo_files else resolve_model_files(config)
+            check_writable(config.out_folder)
+            manifest = stack.enter_context(Manifest(config.out_folder))
+            if pending and config.engine == 'local':  # nothing left to do: no network
+                pipeline = Pipeline(config, files, load_backend(
+                    files['load_path'], config.batch_size, config.backend, config.precision))
+        except (IOError, ValueError) as e:
+            print('error: %s' % e, file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(summary(0, len(entries), config.out_folder, True, len(skipped)))
+            return 128 + (stop.signum or signal.SIGINT)
+        for entry, paths, faces, video in skipped:
+            manifest.append(entry.path, 'skipped', faces=faces, outputs=paths, video=video)
+        todo = [entry for _, entry in pending]
+        refused = {n: clashes[k] for n, (k, _) in enumerate(pending) if k in clashes}
+        bar = wants_bar(sys.stderr, config.quiet)
+        if pending and config.engine == 'ray':
+            from util.pipeline.ray_runner import RayUnavailable, run_ray  # imports no Ray
+            try:
+                result = run_ray(config, todo, refused, files, config.out_folder, manifest,
+                                 sys.stderr, bar)
+            except RayUnavailable as e:
+                print('error: %s' % e, file=sys.stderr)
+                return 2
+        else:
+            with Progress(len(entries), sys.stderr, bar, initial=len(skipped)) as progress:
+                result = (pipeline.run(work_items(todo, config, refused), config.out_folder,
+                                       progress.stream, manifest, progress)
+                          if pipeline else RunResult(0, 0, False))
+    print(summary(result.done, len(entries), config.out_folder, result.interrupted,
+                  len(skipped), pipeline.video_codec if pipeline and pipeline.videos_written
+                  else None, result.partial))
+    if result.interrupted:
+        return 128 + (stop.signum or signal.SIGINT)
+    return 1 if result.failed or result.done + len(skipped) < len(entries) else 0
