@@ -52,7 +52,7 @@ def test_faces_named_left_to_right_with_one_panel(detect_run):
     per_face = ['landmarks/group_face%d_2d.txt', 'landmarks/group_face%d_3d.txt',
                 'mesh/group_face%d.obj', 'params/group_face%d.json', 'params/group_face%d.npy']
     expected = sorted(['images/group.png', 'manifest.jsonl']
-                      + [p % k for k in range(3) for p in per_face])
+                      + [p % k for k in range(3) for p in per_face + ['images/group_face%d.png']])
     assert files_under(out) == expected
     boxes = [json.load(open(out / 'params' / ('group_face%d.json' % k)))['box'] for k in range(3)]
     centres = [(b[0] + b[2]) / 2 for b in boxes]
@@ -62,6 +62,33 @@ def test_faces_named_left_to_right_with_one_panel(detect_run):
         assert paste[0] <= cx <= paste[2] and paste[1] <= cy <= paste[3]
     panel = cv2.imread(str(out / 'images' / 'group.png'))
     assert panel.shape == (600, 3600, 3)
+
+
+def test_each_face_of_a_group_gets_its_own_panel_of_its_crop(detect_run):
+    """images/group_face<k>.png: the 4 panels of face k's crop box (from its JSON), its longer
+    side 512; the input quadrant is the box's pixels (white outside the image), the overlay
+    quadrant has the mesh where the face's landmarks project, the white quadrant too."""
+    folder, out, _, _ = detect_run
+    scene = cv2.imread(str(folder / 'group.png'))
+    for k in range(3):
+        panel = cv2.imread(str(out / 'images' / ('group_face%d.png' % k)))
+        x0, y0, x1, y1 = json.load(open(out / 'params' / ('group_face%d.json' % k)))['crop']['box']
+        x0, y0, x1, y1 = int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1))
+        padded = cv2.copyMakeBorder(scene, 1000, 1000, 1000, 1000, cv2.BORDER_CONSTANT,
+                                    value=(255, 255, 255))
+        region = padded[y0 + 1000:y1 + 1000, x0 + 1000:x1 + 1000]
+        scale = 512 / max(region.shape[:2])
+        h, w = round(region.shape[0] * scale), round(region.shape[1] * scale)
+        assert panel.shape == (h, 4 * w, 3)
+        expected = cv2.resize(region, (w, h), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(panel[:, :w].astype(int) - expected).mean() < 3  # the crop, scaled
+        points = np.loadtxt(out / 'landmarks' / ('group_face%d_2d.txt' % k))
+        inside = [(round((x - x0 + 0.5) * scale - 0.5), round((y - y0 + 0.5) * scale - 0.5))
+                  for x, y in points[[30, 33, 8]]]  # nose, below the nose, chin
+        for u, v in inside:
+            assert 0 <= u < w and 0 <= v < h
+            assert np.abs(panel[v, w + u].astype(int) - panel[v, u]).sum() > 30  # mesh over it
+            assert (panel[v, 2 * w + u] < 250).any()  # mesh on white
 
 
 def test_each_mesh_lands_inside_its_face_box(detect_run):

@@ -11,6 +11,7 @@ from util.io.mesh_io import mtl_name
 # 'texture_mtl' follows 'texture_obj' (util.io.mesh_io.mtl_name).
 OUTPUT_FILES = {
     'panel': ('images', '.png'),
+    'face_panel': ('images', '.png'),  # per face, when a picture has two or more (NAME_face<k>)
     'mesh': ('mesh', '.obj'),
     'params': ('params', '.npy'),
     'params_json': ('params', '.json'),

@@ -5,7 +5,7 @@ from util.outputs.context import camera
 from util.outputs.landmarks import landmark_outputs
 from util.outputs.mesh import mesh_outputs
 from util.outputs.neutral import neutral_outputs
-from util.outputs.panel import panel_outputs
+from util.outputs.panel import face_panel_outputs, panel_outputs
 from util.outputs.params import params_outputs
 from util.outputs.texture import texture_outputs
 
@@ -36,6 +36,7 @@ def picture_outputs(picture, preds, context, source=''):
     """{relative path: bytes} of every requested output of a picture whose frames predicted
     ``preds``: its panel, then each frame's outputs."""
     out = panel_outputs(picture, preds, context)
+    out.update(face_panel_outputs(picture, preds, context))
     for frame, pred in zip(picture.frames, preds):
         out.update(frame_outputs(frame, pred, context, source))
     return out

@@ -41,6 +41,7 @@ def existing_outputs(out_folder, name, config, previous=None):
     else:
         frames, faces = [name], None
     paths = [output_path(name, 'panel')] + [output_path(f, k) for f in frames for k in kinds]
+    paths += [output_path(f, 'face_panel') for f in frames] if len(frames) > 1 else []
     return (paths, faces) if all(there(p) for p in paths) else None
 
 

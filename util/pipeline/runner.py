@@ -149,6 +149,8 @@ class Pipeline:
             names.claim('panel', picture.name, source)
             for frame in picture.frames:
                 names.claim('frame', frame.name, source)
+                if len(picture.frames) > 1:  # its own panel, images/NAME_face<k>.png
+                    names.claim('panel', frame.name, source)
             try:
                 preds = [self.predict(frame) for frame in picture.frames]
             except KeyboardInterrupt:

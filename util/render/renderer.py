@@ -213,21 +213,44 @@ def render_mesh(v_cam, faces, f, c, height, width, background=None, color=LIGHT_
 
 def fit_to_side(image, cams, max_side):
     """(H,W,3) uint8 image and [util.face.camera.RenderCamera] for it -> the image with its longer
-    side at most ``max_side`` (area-averaged), and the cameras mapped to the smaller image.
-
-    Pixel centres sit at integer coordinates, so a coordinate x becomes (x + 0.5) * k - 0.5
-    for the per-axis factor k = new size / old size; the focal length scales by the factor of
-    the longer side. Images within the limit are returned unchanged.
-    """
+    side at most ``max_side`` (area-averaged), and the cameras mapped to the smaller image
+    (scale_to_side). Images within the limit are returned unchanged."""
     height, width = image.shape[:2]
     if max(height, width) <= max_side:
         return image, list(cams)
-    k = max_side / max(height, width)
+    return scale_to_side(image, cams, max_side)
+
+
+def scale_to_side(image, cams, side):
+    """(H,W,3) uint8 image and [RenderCamera] for it -> the image with its longer side ``side``
+    (area-averaged when smaller, bilinear when larger) and the cameras mapped to it.
+
+    Pixel centres sit at integer coordinates, so a coordinate x becomes (x + 0.5) * k - 0.5
+    for the per-axis factor k = new size / old size; the focal length scales by the factor of
+    the longer side.
+    """
+    height, width = image.shape[:2]
+    k = side / max(height, width)
     size = (max(1, round(width * k)), max(1, round(height * k)))  # cv2 dsize is (w, h)
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    scaled = cv2.resize(image, size, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
     factors = np.array([size[0] / width, size[1] / height])
-    return small, [RenderCamera(f=cam.f * k, c=(np.asarray(cam.c) + 0.5) * factors - 0.5,
-                                t=cam.t) for cam in cams]
+    return scaled, [RenderCamera(f=cam.f * k, c=(np.asarray(cam.c) + 0.5) * factors - 0.5,
+                                 t=cam.t) for cam in cams]
+
+
+def box_view(image, cam, box):
+    """(H,W,3) uint8 image, its RenderCamera and a box (x0, y0, x1, y1) in its pixels -> the
+    box's pixels (white where the box leaves the image) and the camera for them (the
+    principal point moved by the box's corner, rounded out to whole pixels)."""
+    height, width = image.shape[:2]
+    x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
+    x1, y1 = max(int(np.ceil(box[2])), x0 + 1), max(int(np.ceil(box[3])), y0 + 1)
+    view = np.full((y1 - y0, x1 - x0, 3), 255, dtype=np.uint8)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if sx1 > sx0 and sy1 > sy0:
+        view[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return view, RenderCamera(f=cam.f, c=np.asarray(cam.c, dtype=np.float64) - (x0, y0),
+                              t=cam.t)
 
 
 def draw_points(image, points, radius=1, color=(255, 64, 64)):
