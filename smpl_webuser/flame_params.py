@@ -49,6 +49,16 @@ def flame_vertices(model, pose, shape, expression, n_shape=300):
     betas = np.zeros((n, n_all))
     betas[:, :shape.shape[1]] = shape
     betas[:, n_shape:n_shape + expression.shape[1]] = expression
-    full_pose = np.zeros((n, len(model.parents), 3))
-    full_pose[:, list(POSED_JOINTS)] = pose.reshape(n, len(POSED_JOINTS), 3)
-    return model.forward(betas, full_pose.reshape(n, -1))[0]
+    return model.forward(betas, full_pose(pose, len(model.parents)).reshape(n, -1))[0]
+
+
+def full_pose(pose, n_joints):
+    """RingNet's pose (N,6), global and jaw axis-angle -> FLAME's (N, n_joints, 3) axis-angle
+    of every joint (neck and eyes zero), float64."""
+    pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
+    if pose.shape[1:] != (3 * len(POSED_JOINTS),):
+        raise ValueError('the pose must have %d values (global and jaw axis-angle), got shape %s'
+                         % (3 * len(POSED_JOINTS), pose.shape))
+    out = np.zeros((len(pose), n_joints, 3))
+    out[:, list(POSED_JOINTS)] = pose.reshape(len(pose), len(POSED_JOINTS), 3)
+    return out

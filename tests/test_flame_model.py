@@ -11,11 +11,9 @@ import scipy.sparse as sp
 from smpl_webuser.lbs import lbs, pose_features, rodrigues
 from smpl_webuser.posemapper import posemap
 from smpl_webuser.serialization import ModelFormatError, load_model, load_model_arrays
-from flame_reference import flame_betas, full_pose, theta_to_flame_inputs
+from flame_reference import PARENTS, flame_betas, full_pose, naive_flame as _reference, \
+    theta_to_flame_inputs
 from util.model.theta import split_theta
-
-PARENTS = [-1, 0, 1, 1, 1]  # global, neck, jaw, eye L, eye R
-
 
 def _model_dict(seed=0, n_verts=40, n_betas=14, root_parent=4294967295, dtype=np.uint32):
     rng = np.random.default_rng(seed)
@@ -30,34 +28,6 @@ def _model_dict(seed=0, n_verts=40, n_betas=14, root_parent=4294967295, dtype=np
         'kintree_table': np.array([[root_parent, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=dtype),
         'bs_style': 'lbs', 'bs_type': 'lrotmin',
     }
-
-
-def _reference(d, betas, pose, trans):
-    """Naive single-example FLAME: 4x4 transforms down the chain, cv2.Rodrigues, vertex loop."""
-    k = len(betas)
-    v_shaped = d['v_template'] + np.tensordot(d['shapedirs'][:, :, :k], betas, axes=([2], [0]))
-    joints = np.asarray(sp.csc_matrix(d['J_regressor']).toarray()) @ v_shaped
-    rots = [cv2.Rodrigues(np.asarray(pose[3 * j:3 * j + 3], dtype=np.float64))[0]
-            for j in range(5)]
-    feature = np.concatenate([(rots[j] - np.eye(3)).ravel() for j in range(1, 5)])
-    v_posed = v_shaped + np.tensordot(d['posedirs'], feature, axes=([2], [0]))
-    world = []
-    for j, parent in enumerate(PARENTS):
-        local = np.eye(4)
-        local[:3, :3] = rots[j]
-        local[:3, 3] = joints[j] - (joints[parent] if parent >= 0 else 0.0)
-        world.append(local if parent < 0 else world[parent] @ local)
-    skinning = []
-    for j in range(5):
-        rest = np.eye(4)
-        rest[:3, 3] = -joints[j]
-        skinning.append(world[j] @ rest)
-    verts = np.empty_like(v_posed)
-    for i in range(len(v_posed)):
-        t = sum(d['weights'][i, j] * skinning[j] for j in range(5))
-        verts[i] = (t @ np.append(v_posed[i], 1.0))[:3] + trans
-    posed_joints = np.array([w[:3, 3] for w in world]) + trans
-    return verts, posed_joints
 
 
 def _random_inputs(rng, n, k):
