@@ -78,6 +78,12 @@ def build_flags(flag_values=None):
                          flag_values=fv)
     flags.DEFINE_boolean('draw_landmarks', False,
                          'Draw the 68 landmarks on the overlay panel', flag_values=fv)
+    flags.DEFINE_boolean('save_glb', False,
+                         'Write glb/NAME.glb: the head as a FLAME rig in one glTF 2.0 file '
+                         '(neutral mesh, expression morph targets exp00.. set to the '
+                         'prediction, FLAME\'s joints posed; the texture with --save_texture; '
+                         'a video track animated over the clip) for Blender, three.js and '
+                         'game engines', flag_values=fv)
     flags.DEFINE_string('flame_static_embedding_path', './flame_model/flame_static_embedding.pkl',
                         'FLAME landmark embedding (51 static points), for the landmarks',
                         flag_values=fv)

@@ -1,10 +1,16 @@
 """A small GLB reader for tests and bench/bench_glb.py, written from the glTF 2.0 specification
 (not from util/io/gltf.py): the container, accessors, and the mesh a skinned, morphed file
-describes, evaluated with its own linear blend skinning."""
+describes, evaluated with its own linear blend skinning; and the Khronos glTF Validator run on
+files (node, tests/gltf: ``npm ci --prefix tests/gltf``)."""
 import json
+import os
+import shutil
 import struct
+import subprocess
 
 import numpy as np
+
+GLTF_TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'gltf')
 
 COMPONENTS = {5120: '<i1', 5121: '<u1', 5122: '<i2', 5123: '<u2', 5125: '<u4', 5126: '<f4'}
 SIZES = {'SCALAR': 1, 'VEC2': 2, 'VEC3': 3, 'VEC4': 4, 'MAT4': 16}
@@ -79,3 +85,16 @@ def evaluate(doc, binary, weights=None, rotations=None):
     skin_w = read_accessor(doc, binary, attr['WEIGHTS_0']).astype(np.float64)
     blended = np.einsum('vi,viab->vab', skin_w, joint_mats[joints])
     return np.einsum('vab,vb->va', blended, np.c_[verts, np.ones(len(verts))])[:, :3]
+
+
+def validator_reports(paths):
+    """{path: the Khronos glTF Validator's report} of .glb files; AssertionError naming the
+    fix when the validator is not installed."""
+    node = shutil.which('node')
+    installed = os.path.isdir(os.path.join(GLTF_TOOLS, 'node_modules', 'gltf-validator'))
+    assert node and installed, ('the glTF Validator is not installed: run npm ci --prefix '
+                                'tests/gltf (needs node)')
+    run = subprocess.run([node, os.path.join(GLTF_TOOLS, 'validate.mjs')] + list(paths),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)

@@ -20,6 +20,7 @@ OUTPUT_FILES = {
     'texture_obj': ('texture', '.obj'),
     'landmarks_2d': ('landmarks', '_2d.txt'),
     'landmarks_3d': ('landmarks', '_3d.txt'),
+    'glb': ('glb', '.glb'),
 }
 PICTURE_KINDS = ('panel',)
 # a video clip's outputs (docs/formats.md §14): 'video' per clip, the others per track
@@ -28,6 +29,7 @@ CLIP_FILES = {
     'track': ('params', '.npz'),
     'track_json': ('params', '.json'),
     'neutral': ('neutral_mesh', '.obj'),
+    'glb': ('glb', '.glb'),
 }
 FRAME_MESH = 'mesh/%s/%06d.obj'  # a track's mesh of video frame number k
 MANIFEST = 'manifest.jsonl'
@@ -41,6 +43,7 @@ def requested_kinds(config):
     kinds += ['neutral'] if config.neutralize_expression else []
     kinds += ['texture', 'texture_mtl', 'texture_obj'] if config.save_texture else []
     kinds += ['landmarks_2d', 'landmarks_3d'] if config.save_landmarks else []
+    kinds += ['glb'] if config.save_glb else []
     return kinds
 
 
@@ -65,7 +68,7 @@ def output_path(name, kind):
 
 def clip_output_path(name, kind, index=None):
     """Relative path of a clip's output ``kind`` ('video', 'track', 'track_json', 'neutral',
-    or 'frame_mesh' of frame number ``index``) for the clip or track ``name``."""
+    'glb', or 'frame_mesh' of frame number ``index``) for the clip or track ``name``."""
     if kind == 'frame_mesh':
         return os.path.join(*(FRAME_MESH % (name, index)).split('/'))
     folder, suffix = CLIP_FILES[kind]
@@ -75,7 +78,8 @@ def clip_output_path(name, kind, index=None):
 def clip_kinds(config):
     """The per-track output kinds a clip gets with this config (besides the video)."""
     return (['track'] + (['track_json'] if config.save_flame_parameters else [])
-            + (['neutral'] if config.neutralize_expression else []))
+            + (['neutral'] if config.neutralize_expression else [])
+            + (['glb'] if config.save_glb else []))
 
 
 def safe_name(text):

@@ -1,9 +1,11 @@
 """Every requested output of a photo: its panel, then each frame's files (mesh, parameters,
-neutral template, texture, landmarks), in the order util.outputs.naming lists the kinds."""
+neutral template, texture, landmarks, GLB), in the order util.outputs.naming lists the kinds."""
 from util.io.mesh_io import vertex_text
 from util.outputs.context import camera
+from util.outputs.glb import glb_outputs
 from util.outputs.landmarks import landmark_outputs
 from util.outputs.mesh import mesh_outputs
+from util.outputs.naming import output_path
 from util.outputs.neutral import neutral_outputs
 from util.outputs.panel import face_panel_outputs, panel_outputs
 from util.outputs.params import params_outputs
@@ -29,6 +31,9 @@ def frame_outputs(frame, pred, context, source=''):
         out.update(texture_outputs(frame.name, pred, cam, context, lines))
     if 'landmarks_3d' in kinds:
         out.update(landmark_outputs(frame.name, pred, cam, context))
+    if 'glb' in kinds:  # embeds the texture just made, if any
+        out.update(glb_outputs(frame.name, params, context,
+                               out.get(output_path(frame.name, 'texture'))))
     return out
 
 

@@ -2,8 +2,8 @@
 
 Per clip NAME: the overlay video video/NAME.mp4 (every track's mesh over each frame); per
 track (NAME, or NAME_face<k>): the track params/NAME.npz (one row per kept frame, NaN where
-the face was not found), its JSON twin, one mesh per found frame mesh/NAME/<frame:06d>.obj and
-the neutral template of the median shape. Big outputs (the video, the meshes) are written to
+the face was not found), its JSON twin, one mesh per found frame mesh/NAME/<frame:06d>.obj,
+the neutral template of the median shape and the animated GLB glb/NAME.glb. Big outputs (the video, the meshes) are written to
 the staging folder as they come, so memory does not grow with the clip; everything is renamed
 into place together at the end (util.io.atomic.Staging), or not at all.
 """
@@ -16,6 +16,7 @@ from util.face.camera import crop_weak_perspective, image_weak_perspective
 from util.face.smoothing import median_rows, smooth_track
 from util.io.columns import RowFile, write_npz
 from util.outputs.context import camera
+from util.outputs.glb import track_glb_outputs
 from util.outputs.landmarks import landmark_points
 from util.outputs.mesh import mesh_bytes
 from util.outputs.naming import clip_output_path
@@ -196,6 +197,8 @@ class ClipRecorder:
             if config.neutralize_expression:
                 contents[clip_output_path(name, 'neutral')] = neutral_obj(
                     median_rows(arrays['shape'], arrays['found']), self.context)
+            if config.save_glb:
+                contents.update(track_glb_outputs(name, arrays, self.context))
         self.staging.commit(contents, self.files)
         return list(contents) + list(self.files)
 
