@@ -3,9 +3,10 @@
 Per clip NAME: the overlay video video/NAME.mp4 (every track's mesh over each frame); per
 track (NAME, or NAME_face<k>): the track params/NAME.npz (one row per kept frame, NaN where
 the face was not found), its JSON twin, one mesh per found frame mesh/NAME/<frame:06d>.obj,
-the neutral template of the median shape and the animated GLB glb/NAME.glb. Big outputs (the video, the meshes) are written to
-the staging folder as they come, so memory does not grow with the clip; everything is renamed
-into place together at the end (util.io.atomic.Staging), or not at all.
+the neutral template of the median shape and the animated GLB glb/NAME.glb. Big outputs (the
+video, the meshes) are written to the staging folder as they come, so memory does not grow
+with the clip; everything is renamed into place together at the end (util.io.atomic.Staging),
+or not at all.
 """
 import threading
 
