@@ -1,8 +1,8 @@
 """The layer map (docs/ARCHITECTURE.md), checked on the source with ``ast``.
 
 Ranks: 0 util.io (and util/io/*), util.errors and the util package itself; 1 smpl_webuser
-(FLAME); 2 util.model, util.face, util.render (per-image steps); 3 util.outputs and synthetic;
-4 util.pipeline; 5 demo, config, now_evaluation and the original's import paths kept for
+(FLAME); 2 util.model, util.face, util.render (per-image steps) and util.now (the NoW
+benchmark's metric); 3 util.outputs and synthetic; 4 util.pipeline; 5 demo, config, now_evaluation and the original's import paths kept for
 library users (run_RingNet, util.renderer, util.project_on_mesh, util.using_flame_parameters),
 which nothing of ours imports. A module may import its own rank or lower. Extra rules: only
 demo (and synthetic itself) imports ``synthetic``; only util.model.tf_backend,
@@ -27,8 +27,8 @@ RAY_IMPORTERS = ('util.pipeline.ray_runner',)
 # the original's module paths, thin re-exports for library users
 COMPAT_PATHS = ('run_RingNet', 'util.renderer', 'util.project_on_mesh',
                 'util.using_flame_parameters')
-UTIL_RANKS = {None: 0, 'io': 0, 'errors': 0, 'model': 2, 'face': 2, 'render': 2, 'outputs': 3,
-              'pipeline': 4}
+UTIL_RANKS = {None: 0, 'io': 0, 'errors': 0, 'model': 2, 'face': 2, 'render': 2, 'now': 2,
+              'outputs': 3, 'pipeline': 4}
 TOP_RANKS = {'smpl_webuser': 1, 'synthetic': 3, 'demo': 5, 'config': 5, 'now_evaluation': 5}
 
 
