@@ -1,17 +1,44 @@
 """Exact unsigned distances from points to the surface of a triangle mesh.
 
-Candidates come from a scipy cKDTree over sample points that cover every triangle; the exact
-point-triangle distance is a numba kernel. Exactness does not depend on the tree: every
-sample of a triangle lies within ``cover`` of each point of its part of the triangle, so a
-triangle none of whose samples is among a point's k nearest is at least (k-th sample
-distance - cover) away. A point whose best candidate is not closer than that bound is queried
-again with more neighbours, until the bound holds (or every sample was a neighbour).
+The exact point-triangle distance is a numba kernel; which triangles it is run on comes from
+a scipy cKDTree over sample points that cover every triangle (each point of a triangle lies
+within ``cover`` of one of its samples). The scan's points are grouped into small cells, and
+each cell gets every triangle that can be nearest to any of its points: with d the distance
+from the cell's centre to the surface and r the cell's radius, a triangle further than
+d + 2r from the centre is further from each point than the nearest one, and every triangle
+within d + 2r has a sample within d + 2r + cover, which a ball query finds. So the answer is
+exact, whatever the tree returns beyond that (bench/bench_now.py: why not trimesh's query).
 """
 import itertools
 
 import numba
 import numpy as np
 from scipy.spatial import cKDTree
+
+
+@numba.njit(cache=True, inline='always')
+def _closest_on_segment(px, py, pz, ax, ay, az, bx, by, bz):
+    """Closest point of segment ab to p -> (x, y, z, squared distance)."""
+    ux, uy, uz = bx - ax, by - ay, bz - az
+    length = ux * ux + uy * uy + uz * uz
+    t = 0.0
+    if length > 0.0:
+        t = min(1.0, max(0.0, ((px - ax) * ux + (py - ay) * uy + (pz - az) * uz) / length))
+    qx, qy, qz = ax + t * ux, ay + t * uy, az + t * uz
+    return qx, qy, qz, (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2
+
+
+@numba.njit(cache=True)
+def _closest_on_edges(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
+    """Nearest point to p on the three edges of abc (for degenerate triangles)."""
+    x0, y0, z0, d0 = _closest_on_segment(px, py, pz, ax, ay, az, bx, by, bz)
+    x1, y1, z1, d1 = _closest_on_segment(px, py, pz, bx, by, bz, cx, cy, cz)
+    x2, y2, z2, d2 = _closest_on_segment(px, py, pz, cx, cy, cz, ax, ay, az)
+    if d1 < d0 and d1 <= d2:
+        return x1, y1, z1
+    if d2 < d0:
+        return x2, y2, z2
+    return x0, y0, z0
 
 
 @numba.njit(cache=True, inline='always')
@@ -48,8 +75,8 @@ def _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
         t = (d4 - d3) / ((d4 - d3) + (d5 - d6))
         return bx + t * (cx - bx), by + t * (cy - by), bz + t * (cz - bz)
     denom = va + vb + vc
-    if denom == 0.0:  # collinear corners that passed every edge test: nearest corner
-        return ax, ay, az
+    if denom == 0.0:  # collinear corners: the triangle is a segment, its nearest edge point
+        return _closest_on_edges(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
     v = vb / denom
     w = vc / denom
     return ax + v * abx + w * acx, ay + v * aby + w * acy, az + v * abz + w * acz
