@@ -15,6 +15,9 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
+# a triangle whose squared area is below this fraction of |ab|^2 |ac|^2 is handled as edges
+DEGENERATE = 1e-20
+
 
 @numba.njit(cache=True, inline='always')
 def _closest_on_segment(px, py, pz, ax, ay, az, bx, by, bz):
@@ -47,6 +50,12 @@ def _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
     -> (x, y, z) of that point. Degenerate triangles fall through to an edge or a vertex."""
     abx, aby, abz = bx - ax, by - ay, bz - az
     acx, acy, acz = cx - ax, cy - ay, cz - az
+    nx, ny, nz = aby * acz - abz * acy, abz * acx - abx * acz, abx * acy - aby * acx
+    if nx * nx + ny * ny + nz * nz <= DEGENERATE * ((abx * abx + aby * aby + abz * abz)
+                                                  * (acx * acx + acy * acy + acz * acz)):
+        # no area (equal or collinear corners): the region tests below would divide by
+        # zero; the triangle is its edges
+        return _closest_on_edges(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
     apx, apy, apz = px - ax, py - ay, pz - az
     d1 = abx * apx + aby * apy + abz * apz
     d2 = acx * apx + acy * apy + acz * apz
@@ -75,8 +84,6 @@ def _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
         t = (d4 - d3) / ((d4 - d3) + (d5 - d6))
         return bx + t * (cx - bx), by + t * (cy - by), bz + t * (cz - bz)
     denom = va + vb + vc
-    if denom == 0.0:  # collinear corners: the triangle is a segment, its nearest edge point
-        return _closest_on_edges(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
     v = vb / denom
     w = vc / denom
     return ax + v * abx + w * acx, ay + v * aby + w * acy, az + v * abz + w * acz
