@@ -26,7 +26,7 @@ from util.now.metrics import results_csv, results_json, summarize
 from util.now.plot import cumulative_error_png
 from util.now.results import (RESULTS, find_results, read_all_distances, write_bytes,
                               write_record)
-from util.pipeline.pipeline import printable
+from util.errors import one_line, printable
 from util.pipeline.progress import Progress, wants_bar
 
 TEST_REFUSED = ("--split test: NoW's test-set scans are not public; the organisers score "
@@ -160,7 +160,7 @@ def main(argv=None):
         print('error: %s (see --help)' % printable(str(exc)), file=sys.stderr)
         return 2
     except (NowFormatError, OSError, ValueError) as exc:
-        print('error: %s' % printable(' '.join(str(exc).split())), file=sys.stderr)
+        print('error: %s' % printable(one_line(exc)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)

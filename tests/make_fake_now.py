@@ -24,11 +24,11 @@ import pickle
 import cv2
 import numpy as np
 
+from smpl_webuser.flame_params import neutral_vertices
 from smpl_webuser.serialization import load_model
+from util.face.landmarks import barycentric_points, load_static_embedding
 from util.io.mesh_io import write_obj
-from util.landmarks import barycentric_points, load_static_embedding
 from util.now.files import CHALLENGES, IMAGE_LISTS, RELEASE
-from util.using_flame_parameters import neutral_vertices
 
 NOW_LANDMARKS = [19, 22, 25, 28, 16, 31, 37]  # of FLAME's 51 static landmarks
 # the astronaut's face in skimage.data.astronaut() (512 x 512), x0, y0, x1, y1

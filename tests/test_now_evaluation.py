@@ -16,11 +16,11 @@ from PIL import Image
 from scipy.spatial import cKDTree
 
 import now_evaluation
+from smpl_webuser.flame_params import neutral_vertices
 from smpl_webuser.serialization import load_model
 from tests.make_fake_now import flame_landmarks, make_fake_now, write_prediction
-from util.landmarks import load_static_embedding
+from util.face.landmarks import load_static_embedding
 from util.now.evaluate import Scan, scan_to_mesh
-from util.using_flame_parameters import neutral_vertices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

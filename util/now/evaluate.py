@@ -12,6 +12,7 @@ import signal
 
 import numpy as np
 
+from util.errors import one_line
 from util.io.mesh_io import MeshError, load_mesh
 from util.now.align import landmark_alignment, refine
 from util.now.crop import crop_scan, face_sphere
@@ -39,7 +40,7 @@ def load_scan(root, subject):
     try:
         vertices = load_mesh(mesh_path).v
     except MeshError as exc:
-        raise NowFormatError(' '.join(str(exc).split())) from exc
+        raise NowFormatError(one_line(exc)) from exc
     cropped = crop_scan(vertices, landmarks)
     if len(cropped) == 0:
         raise NowFormatError('%s: no scan vertex lies in the face sphere of %s'
@@ -69,7 +70,7 @@ def evaluate_image(scan, pred_root, entry, metrical_scale=None):
         distances, _ = scan_to_mesh(scan, mesh.v, mesh.f, landmarks, metrical_scale)
     except (ValueError, np.linalg.LinAlgError) as exc:  # e.g. landmarks that all coincide
         return Record(entry, None, '%s: cannot be aligned (%s)'
-                      % (prediction_stem(pred_root, entry), ' '.join(str(exc).split())))
+                      % (prediction_stem(pred_root, entry), one_line(exc)))
     return Record(entry, distances, None)
 
 

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
+from util.errors import one_line
 from util.io.mesh_io import MeshError, load_mesh
 from util.io.safe_pickle import PickleFormatError, UnsafePickleError, load_npy, load_npy_dict
 
@@ -37,10 +38,6 @@ class NowFormatError(ValueError):
 ImageEntry = collections.namedtuple('ImageEntry', 'line subject challenge name')
 ImageEntry.__doc__ = """One line of an image list: the line itself ('subject/challenge/name.jpg'),
 and its parts; ``name`` is the file name without its extension."""
-
-
-def _one_line(exc):
-    return ' '.join(str(exc).split()) or type(exc).__name__
 
 
 def image_list_path(root, split):
@@ -62,7 +59,7 @@ def read_image_list(path):
         with open(path, encoding='utf-8') as fh:
             lines = fh.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise NowFormatError('%s: cannot read the image list (%s)' % (path, _one_line(exc))) \
+        raise NowFormatError('%s: cannot read the image list (%s)' % (path, one_line(exc))) \
             from exc
     entries = []
     for number, line in enumerate(lines, 1):
@@ -114,10 +111,10 @@ def read_pp(path):
         points = [[float(p.attrib[axis]) for axis in 'xyz'] for p in root.iter('point')]
     except (OSError, ElementTree.ParseError) as exc:
         raise NowFormatError('%s: not a readable MeshLab .pp file (%s)'
-                             % (path, _one_line(exc))) from exc
+                             % (path, one_line(exc))) from exc
     except (KeyError, ValueError) as exc:
         raise NowFormatError('%s: a point without numeric x, y, z (%s)'
-                             % (path, _one_line(exc))) from exc
+                             % (path, one_line(exc))) from exc
     if len(points) != N_LANDMARKS:
         raise NowFormatError('%s: %d picked points, expected %d'
                              % (path, len(points), N_LANDMARKS))
@@ -132,13 +129,13 @@ def read_box(path):
     except OSError as exc:
         raise NowFormatError('%s: cannot read (%s)' % (path, exc.strerror or exc)) from exc
     except (PickleFormatError, UnsafePickleError) as exc:
-        raise NowFormatError(_one_line(exc)) from exc
+        raise NowFormatError(one_line(exc)) from exc
     try:
         box = tuple(float(np.asarray(data[k]).reshape(())) for k in
                     ('left', 'top', 'right', 'bottom'))
     except (KeyError, TypeError, ValueError) as exc:
         raise NowFormatError("%s: expected a dict with numbers 'left', 'top', 'right', "
-                             "'bottom' (%s)" % (path, _one_line(exc))) from exc
+                             "'bottom' (%s)" % (path, one_line(exc))) from exc
     if not (np.all(np.isfinite(box)) and box[2] > box[0] and box[3] > box[1]):
         raise NowFormatError('%s: not a box: left, top, right, bottom = %s' % (path, box))
     return box
@@ -166,7 +163,7 @@ def read_landmarks(path):
     except OSError as exc:
         raise NowFormatError('%s: cannot read (%s)' % (path, exc.strerror or exc)) from exc
     except (ValueError, PickleFormatError, UnsafePickleError) as exc:
-        raise NowFormatError('%s: unreadable landmarks (%s)' % (path, _one_line(exc))) from exc
+        raise NowFormatError('%s: unreadable landmarks (%s)' % (path, one_line(exc))) from exc
     if points.shape == (1, N_LANDMARKS, 3):  # a batch axis, as the official reader allows
         points = points[0]
     if points.shape != (N_LANDMARKS, 3) or points.dtype.kind not in 'fiu':
@@ -191,7 +188,7 @@ def read_prediction(pred_root, entry):
     try:
         mesh = load_mesh(mesh_path)
     except MeshError as exc:
-        raise NowFormatError(_one_line(exc)) from exc
+        raise NowFormatError(one_line(exc)) from exc
     if len(mesh.f) == 0:
         raise NowFormatError('%s: a mesh without faces' % mesh_path)
     if not np.all(np.isfinite(mesh.v)):

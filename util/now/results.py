@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from util.errors import one_line
 from util.io.atomic import atomic_path
 from util.io.safe_pickle import load_npy
 
@@ -70,5 +71,5 @@ def read_all_distances(results_dir):
             arrays.append(np.ravel(load_npy(path)).astype(np.float64))
         except (OSError, ValueError, TypeError) as exc:  # PickleFormatError is a ValueError
             raise ValueError('%s: unreadable distances (%s)'
-                             % (path, ' '.join(str(exc).split()))) from exc
+                             % (path, one_line(exc))) from exc
     return np.concatenate(arrays) if arrays else np.zeros(0)
