@@ -142,6 +142,15 @@ def build_flags(flag_values=None):
                          "identical to the local engine's; N: fewer threads for many workers "
                          "on a machine, whose last digits may differ)", lower_bound=0,
                          flag_values=fv)
+    flags.DEFINE_string('now_dataset', '',
+                        'The NoW benchmark folder (docs/formats.md §16): run on every image of '
+                        'its --now_split list instead of --img_path, and write the prediction '
+                        'NoW evaluates, OUT/subject/challenge/name.obj (the neutral mesh: '
+                        'predicted shape, zero expression and pose) and .npy (its 7 landmarks)',
+                        flag_values=fv)
+    flags.DEFINE_enum('now_split', 'val', ['val', 'test'],
+                      "With --now_dataset: the image list (imagepathsvalidation.txt or "
+                      "imagepathstest.txt)", flag_values=fv)
     flags.DEFINE_string('template_mesh', '',
                         'Optional OBJ/PLY mesh whose faces replace those of the FLAME model file '
                         '(e.g. the original FLAME_sample.ply)', flag_values=fv)
@@ -185,6 +194,13 @@ def get_config(argv=None):
                                    'ray_threads')):
         raise flags.Error('--ray_address, --ray_workers, --ray_cpus_per_worker and '
                           '--ray_threads need --engine=ray')
+    if fv.now_dataset and any(fv[name].present for name in
+                              ('img_path', 'recursive', 'detect_faces', 'max_faces')):
+        raise flags.Error('--now_dataset reads its images from the NoW image list and frames '
+                          'them itself: --img_path, --recursive, --detect_faces and --max_faces '
+                          'do not go with it')
+    if not fv.now_dataset and fv['now_split'].present:
+        raise flags.Error('--now_split needs --now_dataset')
     try:
         check_choice(fv.backend, fv.precision)
     except ValueError as e:

@@ -73,3 +73,37 @@ def celeba_box(keypoints):
     half = 0.5 * np.array(CELEBA_SIZE, dtype=np.float64)  # (89, 109), also the image centre
     centre = apply_similarity(half[None], scale, angle, t)[0]
     return np.concatenate([centre - scale * half, centre + scale * half])
+
+
+def box_overlap(a, b):
+    """Intersection over union of two boxes (x0, y0, x1, y1); 0 when they do not meet."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def face_in_box(faces, box):
+    """[util.face.detect.Face] -> the one that matches a given face box (x0, y0, x1, y1) best:
+    its box centre inside ``box``, the largest overlap; None when no face's centre is in it."""
+    inside = [f for f in faces
+              if box[0] <= (f.box[0] + f.box[2]) / 2.0 <= box[2]
+              and box[1] <= (f.box[1] + f.box[3]) / 2.0 <= box[3]]
+    return max(inside, key=lambda f: box_overlap(f.box, box)) if inside else None
+
+
+# A face box without keypoints is framed as a square BOX_MARGIN times its mean side around
+# its centre: about the loose crop a CelebA framing gives a detected face's box (and the
+# factor other NoW pipelines use for these boxes).
+BOX_MARGIN = 1.6
+
+
+def box_framing(box, margin=BOX_MARGIN):
+    """A face box (x0, y0, x1, y1) -> the square crop box (4,) float64 around its centre,
+    ``margin`` x the mean of its width and height on a side."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    half = 0.25 * margin * ((x1 - x0) + (y1 - y0))
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    return np.array([cx - half, cy - half, cx + half, cy + half])

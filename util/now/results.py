@@ -9,7 +9,6 @@ so a results folder never mixes runs.
 """
 import contextlib
 import glob
-import io
 import os
 
 import numpy as np
@@ -35,13 +34,6 @@ def write_bytes(path, data):
         fh.write(data)
 
 
-def npy_bytes(array):
-    """np.save's bytes of ``array`` (never pickled)."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
 def write_record(results_dir, record):
     """Write an evaluated image's distances; remove a stale file of a missing one."""
     path = distances_path(results_dir, record.entry)
@@ -49,7 +41,8 @@ def write_record(results_dir, record):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
     else:
-        write_bytes(path, npy_bytes(np.asarray(record.distances, dtype=np.float64)))
+        with atomic_path(path) as tmp:
+            np.save(tmp, np.asarray(record.distances, dtype=np.float64), allow_pickle=False)
 
 
 def find_results(folder):

@@ -21,6 +21,9 @@ OUTPUT_FILES = {
     'landmarks_2d': ('landmarks', '_2d.txt'),
     'landmarks_3d': ('landmarks', '_3d.txt'),
     'glb': ('glb', '.glb'),
+    # the NoW benchmark's prediction (docs/formats.md §16), at OUT/subject/challenge/name
+    'now_mesh': ('', '.obj'),
+    'now_landmarks': ('', '.npy'),
 }
 PICTURE_KINDS = ('panel',)
 # a video clip's outputs (docs/formats.md §14): 'video' per clip, the others per track
@@ -44,12 +47,15 @@ def requested_kinds(config):
     kinds += ['texture', 'texture_mtl', 'texture_obj'] if config.save_texture else []
     kinds += ['landmarks_2d', 'landmarks_3d'] if config.save_landmarks else []
     kinds += ['glb'] if config.save_glb else []
+    kinds += ['now_mesh', 'now_landmarks'] if getattr(config, 'now_dataset', '') else []
     return kinds
 
 
 def wants_landmarks(config):
-    """True when this run needs the landmark embeddings (to write or to draw landmarks)."""
-    return bool(config.save_landmarks or config.draw_landmarks)
+    """True when this run needs the landmark embeddings (to write or to draw landmarks, or
+    for the NoW prediction's 7 landmarks)."""
+    return bool(config.save_landmarks or config.draw_landmarks
+                or getattr(config, 'now_dataset', ''))
 
 
 def frame_kinds(config):

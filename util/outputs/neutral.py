@@ -7,9 +7,12 @@ from util.io.safe_pickle import load_npy_dict
 from util.outputs.naming import output_path
 
 
-def neutral_obj(shape, context):
-    """(S,) shape -> the OBJ bytes of its neutral template (FLAME's faces)."""
-    return context.obj_neutral.obj_text(neutral_vertices(context.flame, shape)).encode()
+def neutral_obj(shape, context, vertices=None):
+    """(S,) shape -> the OBJ bytes of its neutral template (FLAME's faces); ``vertices``:
+    those of neutral_vertices(context.flame, shape) when the caller has them already."""
+    if vertices is None:
+        vertices = neutral_vertices(context.flame, shape)
+    return context.obj_neutral.obj_text(vertices).encode()
 
 
 def neutral_outputs(name, shape, context):

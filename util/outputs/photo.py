@@ -7,6 +7,7 @@ from util.outputs.landmarks import landmark_outputs
 from util.outputs.mesh import mesh_outputs
 from util.outputs.naming import output_path
 from util.outputs.neutral import neutral_outputs
+from util.outputs.now import now_outputs
 from util.outputs.panel import face_panel_outputs, panel_outputs
 from util.outputs.params import params_outputs
 from util.outputs.texture import texture_outputs
@@ -34,6 +35,8 @@ def frame_outputs(frame, pred, context, source=''):
     if 'glb' in kinds:  # embeds the texture just made, if any
         out.update(glb_outputs(frame.name, params, context,
                                out.get(output_path(frame.name, 'texture'))))
+    if 'now_mesh' in kinds:
+        out.update(now_outputs(frame.name, params['shape'], context))
     return out
 
 

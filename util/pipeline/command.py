@@ -7,6 +7,7 @@ missing or unreachable), 130 / 143 interrupted by SIGINT / SIGTERM. Answers that
 network come before TensorFlow is imported.
 """
 import contextlib
+import os
 import signal
 import sys
 
@@ -16,6 +17,7 @@ from util.model.backend import load_backend
 from util.pipeline.inputs import InputError, clashing, input_entries
 from util.pipeline.manifest import Manifest
 from util.pipeline.model_files import resolve_model_files
+from util.pipeline.now_inputs import is_now_run, now_entries, now_work_items
 from util.pipeline.progress import Progress, wants_bar
 from util.pipeline.reading import work_items
 from util.pipeline.resume import split_existing
@@ -46,10 +48,14 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None, partial=0):
+def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None, partial=0,
+            box_framed=0):
     """The final line: how many inputs were done (and skipped, or cut short), and where
-    (only if any were); the codec of the overlay videos when there were videos."""
+    (only if any were); the codec of the overlay videos when there were videos; with
+    --now_dataset, how many were framed from NoW's box because no face was found in it."""
     line = '%d of %d input(s) done' % (done, total)
+    if box_framed:
+        line += ", %d framed from NoW's face box (no face found in it)" % box_framed
     if partial:
         line += ', %d cut short (their frames kept)' % partial
     if skipped:
@@ -65,9 +71,16 @@ def run_command(config, demo_files=None, notice=None):
     """Run the command ``config`` (the parsed flags) -> exit status. demo_files: () -> {key:
     path} of stand-in model files (--demo), used instead of the licensed files; notice: a line
     printed once before they are used."""
+    if is_now_run(config):  # Ray's workers resolve it from elsewhere
+        config.now_dataset = os.path.abspath(config.now_dataset)
     try:
-        entries = input_entries(config.img_path, config.recursive, exclude=config.out_folder)
-    except InputError as e:
+        entries = (now_entries(config.now_dataset, config.now_split) if is_now_run(config)
+                   else input_entries(config.img_path, config.recursive,
+                                      exclude=config.out_folder))
+        if not entries:
+            raise InputError('%s: the NoW image list of the %s split is empty'
+                             % (config.now_dataset, config.now_split))
+    except (InputError, ValueError) as e:  # util.now.files.NowFormatError is a ValueError
         print('error: %s' % printable(str(e)), file=sys.stderr)
         return 2
     clashes = clashing(entries)
@@ -94,6 +107,7 @@ def run_command(config, demo_files=None, notice=None):
         for entry, paths, faces, video in skipped:
             manifest.append(entry.path, 'skipped', faces=faces, outputs=paths, video=video)
         todo = [entry for _, entry in pending]
+        box_framed = []  # --now_dataset, local engine: inputs framed from NoW's box
         refused = {n: clashes[k] for n, (k, _) in enumerate(pending) if k in clashes}
         bar = wants_bar(sys.stderr, config.quiet)
         if pending and config.engine == 'ray':
@@ -105,13 +119,15 @@ def run_command(config, demo_files=None, notice=None):
                 print('error: %s' % e, file=sys.stderr)
                 return 2
         else:
+            items = (now_work_items(todo, config, refused, box_framed) if is_now_run(config)
+                     else work_items(todo, config, refused))
             with Progress(len(entries), sys.stderr, bar, initial=len(skipped)) as progress:
-                result = (pipeline.run(work_items(todo, config, refused), config.out_folder,
-                                       progress.stream, manifest, progress)
+                result = (pipeline.run(items, config.out_folder, progress.stream, manifest,
+                                       progress)
                           if pipeline else RunResult(0, 0, False))
     print(summary(result.done, len(entries), config.out_folder, result.interrupted,
                   len(skipped), pipeline.video_codec if pipeline and pipeline.videos_written
-                  else None, result.partial))
+                  else None, result.partial, len(box_framed)))
     if result.interrupted:
         return 128 + (stop.signum or signal.SIGINT)
     return 1 if result.failed or result.done + len(skipped) < len(entries) else 0

@@ -26,6 +26,7 @@ from util.model.backend import load_backend
 from util.pipeline.inputs import Entry
 from util.pipeline.manifest import manifest_line
 from util.pipeline.model_files import FLAME_FILE_KEYS
+from util.pipeline.now_inputs import is_now_run, now_work_items
 from util.pipeline.reading import work_items
 from util.pipeline.runner import Pipeline, RunResult
 
@@ -90,7 +91,9 @@ class RingNetWorker:
         entries = [Entry(str(p), str(n)) for p, n in zip(batch['path'], batch['name'])]
         clashes = {k: Entry(str(other), '') for k, other in enumerate(batch['clash']) if other}
         lines = LineCollector()
-        self.pipeline.run(work_items(entries, self.config, clashes), self.out_folder,
+        items = (now_work_items(entries, self.config, clashes) if is_now_run(self.config)
+                 else work_items(entries, self.config, clashes))
+        self.pipeline.run(items, self.out_folder,
                           err=io.StringIO(), manifest=lines)
         if len(lines.lines) != len(entries):  # interrupted: Ray runs the batch again
             raise RuntimeError('a worker stopped before finishing its batch')
