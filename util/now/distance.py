@@ -295,8 +295,9 @@ class ScanDistance:
         in the points' units and frame."""
         rotation = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
         translation = np.zeros(3) if translation is None else np.asarray(translation, float)
-        # points into the mesh's frame: v = R^T (x - t) / s
-        to_mesh = lambda x: ((x - translation) @ rotation) / scale
+        def to_mesh(x):  # points into the mesh's frame: v = R^T (x - t) / s
+            return ((x - translation) @ rotation) / scale
+
         local = np.ascontiguousarray(to_mesh(self.sorted_points))
         self._refresh(to_mesh(self.centers), self.radius / scale, self.margin / scale)
         n = len(local)
