@@ -143,7 +143,7 @@ def build_flags(flag_values=None):
                          "on a machine, whose last digits may differ)", lower_bound=0,
                          flag_values=fv)
     flags.DEFINE_string('now_dataset', '',
-                        'The NoW benchmark folder (docs/formats.md §16): run on every image of '
+                        'The NoW benchmark folder (docs/formats.md §17): run on every image of '
                         'its --now_split list instead of --img_path, and write the prediction '
                         'NoW evaluates, OUT/subject/challenge/name.obj (the neutral mesh: '
                         'predicted shape, zero expression and pose) and .npy (its 7 landmarks)',

@@ -4,7 +4,7 @@
 
 For every image of the split's list, the prediction PRED/subject/challenge/name.obj (and its
 7 landmarks, name.npy) is aligned to the subject's scan and the distance from each scan vertex
-in the face sphere to the mesh's surface is measured (docs/formats.md §16). Writes
+in the face sphere to the mesh's surface is measured (docs/formats.md §17). Writes
 PRED/results/: distances/subject/challenge/name.npy, results.json, results.csv,
 cumulative_error.png. ``--check`` only validates the predictions.
 

@@ -1,4 +1,4 @@
-"""A fake NoW dataset folder, in the real one's layout and file formats (docs/formats.md §16),
+"""A fake NoW dataset folder, in the real one's layout and file formats (docs/formats.md §17),
 for the tests and the README's try-out: NoW itself is licensed and never part of the repo.
 
     python -m tests.make_fake_now --out NOW [--subjects 2] [--seed 0]

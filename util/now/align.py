@@ -1,4 +1,4 @@
-"""Align a predicted mesh to a NoW scan (docs/formats.md §16): a similarity from the 7
+"""Align a predicted mesh to a NoW scan (docs/formats.md §17): a similarity from the 7
 landmark pairs (Procrustes, reflection allowed, as the official code), then scale, rotation
 and translation refined to minimise the sum of squared scan-to-mesh distances.
 

@@ -1,4 +1,4 @@
-"""The part of a NoW scan that is evaluated: a sphere around the nose (docs/formats.md §16).
+"""The part of a NoW scan that is evaluated: a sphere around the nose (docs/formats.md §17).
 
 Landmark order (the scan's .pp and a prediction's 7 points alike): 0 and 3 the outer eye
 corners, 1 and 2 the inner eye corners, 4 the bottom of the nose, 5 and 6 the mouth corners.

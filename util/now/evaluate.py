@@ -1,4 +1,4 @@
-"""The NoW evaluation of a prediction folder (docs/formats.md §16): per subject the scan is
+"""The NoW evaluation of a prediction folder (docs/formats.md §17): per subject the scan is
 read and cropped once; per image the prediction is aligned to it and the distances from every
 cropped scan vertex to the aligned mesh's surface are measured.
 

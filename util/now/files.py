@@ -1,5 +1,5 @@
 """The NoW dataset's files and folders, and a prediction folder in NoW's layout
-(docs/formats.md §16).
+(docs/formats.md §17).
 
 Dataset root NOW (as the official evaluation expects it)::
 

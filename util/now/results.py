@@ -1,4 +1,4 @@
-"""The results folder of an evaluation, PRED/results/ (docs/formats.md §16)::
+"""The results folder of an evaluation, PRED/results/ (docs/formats.md §17)::
 
     distances/<subject>/<challenge>/<name>.npy   (N,) float64 distances of one image (mm)
     results.json  results.csv                   util.now.metrics

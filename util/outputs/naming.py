@@ -21,7 +21,7 @@ OUTPUT_FILES = {
     'landmarks_2d': ('landmarks', '_2d.txt'),
     'landmarks_3d': ('landmarks', '_3d.txt'),
     'glb': ('glb', '.glb'),
-    # the NoW benchmark's prediction (docs/formats.md §16), at OUT/subject/challenge/name
+    # the NoW benchmark's prediction (docs/formats.md §17), at OUT/subject/challenge/name
     'now_mesh': ('', '.obj'),
     'now_landmarks': ('', '.npy'),
 }

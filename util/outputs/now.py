@@ -1,4 +1,4 @@
-"""The NoW benchmark's prediction of a frame (docs/formats.md §16): OUT/NAME.obj, the neutral
+"""The NoW benchmark's prediction of a frame (docs/formats.md §17): OUT/NAME.obj, the neutral
 mesh (the predicted shape with zero expression and zero pose, exactly neutral_mesh/NAME.obj's
 content: NoW measures the identity, and an expression left in the mesh costs error), and
 OUT/NAME.npy, its 7 landmarks (7,3) float64 in the mesh's coordinates (metres)."""

@@ -1,5 +1,5 @@
 """The NoW benchmark's images as the command's input (--now_dataset, --now_split;
-docs/formats.md §16): one Entry per line of the split's image list, NAME
+docs/formats.md §17): one Entry per line of the split's image list, NAME
 subject/challenge/name, and how each is framed.
 
 Framing: the face is searched (util.face.detect) in NoW's face box grown by SEARCH_MARGIN on
