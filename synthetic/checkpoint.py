@@ -25,6 +25,8 @@ if __name__ == '__main__':  # soft placement of GPU-pinned ops warns once per op
 import tensorflow as tf  # noqa: E402
 
 from smpl_webuser.serialization import load_model_arrays
+from synthetic.flame import celeba_points
+from util.framing import CELEBA_POINTS, CELEBA_SIZE
 
 tf1 = tf.compat.v1
 
@@ -67,15 +69,32 @@ class _Weights:
 
 def mean_theta(model):
     """model: FLAME arrays -> (1, 159) float64 mean theta: global pose (pi, 0, 0), so the head
-    comes out y-down and facing -z (image orientation); a camera that centres that head in the
-    crop with its larger side spanning 75% of it; jaw, shape and expression 0."""
+    comes out y-down and facing -z (image orientation); jaw, shape and expression 0; and the
+    camera that frames the head as RingNet's training crops are framed (CelebA aligned crops,
+    util/framing.py): the least-squares weak perspective putting the synthetic head's five
+    CelebA landmarks on CelebA's mean points in a crop of a CelebA image. A model that is not
+    the synthetic head (no known landmarks) is centred with its larger side spanning 75%."""
     root = model['J'][0]
-    flipped = model['v_template'][:, :2] * [1, -1] + [0, 2 * root[1]]  # (V, 2): pi about x at root
-    low, high = flipped.min(0), flipped.max(0)
+    flip = np.array([1.0, -1.0]), np.array([0.0, 2 * root[1]])   # pi about x at the root, (x, y)
     theta = np.zeros((1, N_THETA))
-    theta[0, 0] = 1.5 / (high - low).max()   # x_ndc = s (X + tx): 1.5 of the crop's 2 ndc units
-    theta[0, 1:3] = -(low + high) / 2        # centre of the head at the crop centre
     theta[0, 3] = np.pi
+    points = celeba_points(model)
+    if points is None:
+        flipped = model['v_template'][:, :2] * flip[0] + flip[1]    # (V, 2)
+        low, high = flipped.min(0), flipped.max(0)
+        theta[0, 0] = 1.5 / (high - low).max()   # x_ndc = s (X + tx): 1.5 of the crop's 2 ndc units
+        theta[0, 1:3] = -(low + high) / 2        # centre of the head at the crop centre
+        return theta
+    xy = points[:, :2] * flip[0] + flip[1]                          # (5, 2)
+    # the CelebA image is the crop box: its longer side (the height) spans the crop's 2 ndc units
+    size = np.array(CELEBA_SIZE, dtype=np.float64)
+    ndc = (CELEBA_POINTS - size / 2) / (size.max() / 2)             # (5, 2)
+    # x_ndc = s X + (s tx), y_ndc = s Y + (s ty): linear in (s, s tx, s ty)
+    rows = np.zeros((5, 2, 3))
+    rows[:, :, 0] = xy
+    rows[:, 0, 1] = rows[:, 1, 2] = 1.0
+    (s, stx, sty), *_ = np.linalg.lstsq(rows.reshape(10, 3), ndc.reshape(10), rcond=None)
+    theta[0, :3] = s, stx / s, sty / s
     return theta
 
 

@@ -6,7 +6,7 @@ import tempfile
 from util.io.cache import default_cache_dir
 
 # Bump when the generators change, so stale caches are not reused.
-DEMO_ASSETS_VERSION = 'demo-v3'
+DEMO_ASSETS_VERSION = 'demo-v4'  # v4: the mean head framed as CelebA crops
 
 DEMO_NOTICE = (
     'NOTE: --demo runs on a SYNTHETIC FLAME-format model and a synthetic checkpoint whose regressor '

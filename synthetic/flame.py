@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse
 
 from util.io.atomic import atomic_path
+from util.landmarks import barycentric_points
 
 N_LON = 62
 N_RING = 81
@@ -41,9 +42,9 @@ FEATURES = (
     (75.0, 22.0, 3.5, 13.0, 0.005, True),      # brow ridge
     (85.0, 22.0, 4.5, 10.0, -0.012, True),     # eye socket
     (86.0, 22.0, 2.5, 5.0, 0.004, True),       # eyeball bulge
-    (86.0, 0.0, 7.0, 5.0, 0.008, False),       # nose bridge
-    (97.0, 0.0, 5.0, 6.5, 0.020, False),       # nose
-    (100.0, 8.0, 2.5, 5.0, 0.005, True),       # nostril wing
+    (88.0, 0.0, 8.0, 5.0, 0.008, False),       # nose bridge
+    (101.0, 0.0, 5.0, 6.5, 0.020, False),      # nose
+    (104.0, 8.0, 2.5, 5.0, 0.005, True),       # nostril wing
     (100.0, 35.0, 9.0, 15.0, 0.006, True),     # cheek
     (108.0, 0.0, 2.2, 14.0, 0.005, False),     # upper lip
     (111.0, 0.0, 1.2, 16.0, -0.004, False),    # mouth line
@@ -57,8 +58,8 @@ CHIN = (123.0, 0.0, 8.0, 25.0, 0.022)          # pushes forward and down: (0, -0
 STATIC_LANDMARKS = np.array([
     (78, -40), (75, -32), (74, -24), (74, -16), (76, -8),           # brow, image left
     (76, 8), (74, 16), (74, 24), (75, 32), (78, 40),                # brow, image right
-    (84, 0), (88, 0), (92, 0), (96, 0),                             # nose bridge
-    (100, -8), (101, -4), (101.5, 0), (101, 4), (100, 8),           # nostrils
+    (85, 0), (90, 0), (95, 0), (101, 0),                            # nose bridge, tip last
+    (104, -8), (105, -4), (105.5, 0), (105, 4), (104, 8),           # nostrils
     (85, -31), (83, -25), (83, -19), (85, -13), (87, -19), (87, -25),   # eye, image left
     (85, 13), (83, 19), (83, 25), (85, 31), (87, 25), (87, 19),     # eye, image right
     (111, -18), (108.5, -12), (107.5, -5), (108, 0), (107.5, 5), (108.5, 12),  # outer lip
@@ -66,6 +67,9 @@ STATIC_LANDMARKS = np.array([
     (111, -15), (110.3, -6), (110.5, 0), (110.3, 6), (111, 15),     # inner lip
     (111.7, 6), (111.5, 0), (111.7, -6),
 ], dtype=np.float64)
+# iBUG 68 indices of CelebA's five landmarks (util/framing.py CELEBA_POINTS order): the two eye
+# centres (each the mean of the eye's six points), the nose tip, the two mouth corners.
+CELEBA_IBUG = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), (54,))
 CONTOUR_HALF_WIDTH = 75.0   # deg of longitude the 17-point jaw contour spans on each side at yaw 0
 
 
@@ -395,6 +399,20 @@ def make_static_embedding(model):
     """-> flame_static_embedding.pkl's dict: lmk_face_idx (51,) uint32, lmk_b_coords (51,3)."""
     faces, bary = _embed(model, STATIC_LANDMARKS)
     return {'lmk_face_idx': faces.astype(np.uint32), 'lmk_b_coords': bary}
+
+
+def celeba_points(model):
+    """FLAME arrays of this module's head (v_template (5023,3), f (9982,3)) -> (5,3) the
+    template points of CelebA's five landmarks (CELEBA_IBUG), from the static embedding as
+    util.landmarks places them; None for a model whose faces are not this grid (a real FLAME)."""
+    vt, ft = make_uv()
+    faces = np.asarray(model['f'])
+    if faces.shape != ft.shape or not np.array_equal(faces, make_mesh()[1]):
+        return None
+    embedding = make_static_embedding({'vt': vt, 'ft': ft})
+    static = barycentric_points(np.asarray(model['v_template'])[None], faces,
+                                embedding['lmk_face_idx'], embedding['lmk_b_coords'])[0]
+    return np.array([static[[k - 17 for k in ids]].mean(axis=0) for ids in CELEBA_IBUG])
 
 
 def contour_angles(yaw_deg):

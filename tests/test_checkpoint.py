@@ -121,12 +121,16 @@ def test_regressor_and_flame_variables(checkpoint_v2, model):
     mean = tf.train.load_checkpoint(checkpoint_v2).get_tensor('mean_param')[0]
     np.testing.assert_allclose(mean[3:9], [np.pi, 0, 0, 0, 0, 0], rtol=1e-6)
     assert not mean[9:].any()
-    # the mean camera frames the upside-down template: centred, larger side 1.5 ndc units
+    # the mean camera frames the upside-down template as CelebA frames a face (178 x 218, its
+    # height the crop's 2 ndc units): the eyeball joints on CelebA's mean eye centres, the
+    # whole head across the middle and its crown inside the picture
     root = np.asarray(model['J_regressor'] @ model['v_template'])[0]
-    flipped = (model['v_template'] - root) * [1, -1, -1] + root
-    ndc = mean[0] * (flipped[:, :2] + mean[1:3])
-    np.testing.assert_allclose((ndc.min(0) + ndc.max(0)) / 2, 0, atol=1e-5)
-    np.testing.assert_allclose((ndc.max(0) - ndc.min(0)).max(), 1.5, rtol=1e-5)
+    flip = np.array([1, -1, -1])
+    eyes = (np.asarray(model['J_regressor'] @ model['v_template'])[[4, 3]] - root) * flip + root
+    to_celeba = lambda p: mean[0] * (p[:, :2] + mean[1:3]) * 109 + [89, 109]  # noqa: E731
+    np.testing.assert_allclose(to_celeba(eyes), [[69, 111], [108, 111]], atol=3)
+    head = to_celeba((model['v_template'] - root) * flip + root)
+    assert abs(head[:, 0].min() + head[:, 0].max() - 178) < 2 and 0 < head[:, 1].min() < 60
 
 
 def test_graph_has_the_original_names_and_op_types(checkpoint_v1, checkpoint_v2):

@@ -236,3 +236,44 @@ def test_leftover_argument_and_empty_folder_are_errors(cache_dir, tmp_path):
     empty.mkdir()
     proc = run_demo(['--demo', '--img_path', str(empty)], cache_dir)
     assert proc.returncode == 2 and 'no image or video files' in proc.stderr
+
+
+# CelebA's published mean landmarks in its 178 x 218 aligned images (list_landmarks_align_celeba
+# averages): left eye, right eye, nose tip, left and right mouth corner, image-left first.
+CELEBA_MEAN_POINTS = np.array([[69, 111], [108, 111], [88, 136], [72, 152], [105, 152]], float)
+
+
+@pytest.mark.parametrize('face_scale, face_offset, photo_hw', [
+    (1.0, (0.0, 0.0), (218, 178)),      # a CelebA aligned image itself: the whole image is the crop
+    (1.7, (210.0, 35.0), (480, 640)),   # a face in a photo, framed by util.framing.celeba_box
+])
+def test_demo_mean_head_lands_on_a_celeba_framed_face(cache_dir, face_scale, face_offset,
+                                                      photo_hw):
+    """The --demo network's mean prediction, its 68 FLAME landmarks projected with the render
+    camera, puts eyes, nose tip and mouth corners within 5 CelebA pixels of CelebA's means."""
+    from run_RingNet import RingNet_inference
+    from config import default_config
+    from smpl_webuser.serialization import load_model_arrays
+    from synthetic.demo_assets import ensure_demo_assets
+    from util.camera import project, render_camera, to_camera
+    from util.framing import celeba_box
+    from util.landmarks import (landmarks_68, load_dynamic_embedding, load_static_embedding,
+                                yaw_from_pose)
+    from util.preprocess import preprocess_image
+    files = ensure_demo_assets(cache_dir)
+    keypoints = face_scale * CELEBA_MEAN_POINTS + face_offset         # where the face is
+    photo = np.random.default_rng(0).integers(0, 256, photo_hw + (3,), dtype=np.uint8)
+    box = None if photo_hw == (218, 178) else celeba_box(keypoints)
+    crop, proc_param = preprocess_image(photo, 224, box=box)
+    net = RingNet_inference(default_config(load_path=files['load_path']))
+    verts, theta = net.predict(crop[None], get_parameters=True)
+    faces = load_model_arrays(files['flame_model_path'])['f']
+    marks = landmarks_68(verts, faces, load_static_embedding(files['flame_static_embedding_path']),
+                         load_dynamic_embedding(files['flame_dynamic_embedding_path']),
+                         yaw_from_pose(theta[:, 3:9]))[0]
+    camera = render_camera(theta[0, :3], proc_param)
+    pixels = project(to_camera(marks, camera), camera.f, camera.c)    # (68, 2) photo pixels
+    found = np.array([pixels[36:42].mean(0), pixels[42:48].mean(0), pixels[30], pixels[48],
+                      pixels[54]])
+    distance = np.linalg.norm(found - keypoints, axis=1) / face_scale  # in CelebA pixels
+    assert distance.max() < 5, np.round(distance, 1)
