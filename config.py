@@ -2,13 +2,16 @@
 
 Flags are defined on a fresh ``absl.flags.FlagValues`` each time, so importing this module
 parses nothing and keeps no global state. ``get_config(argv)`` is the original's entry point.
+``help_text()`` is --help: examples, then the flags in the groups of FLAG_GROUPS. This module
+imports neither numpy nor TensorFlow, so --help answers at once.
 """
 import sys
+import textwrap
 
 from absl import flags
 
-from util.io.image_io import MAX_PIXELS
-from util.model.backend import BACKENDS, PRECISIONS, check_choice
+from util.io.limits import MAX_PIXELS
+from util.model.choices import BACKENDS, PRECISIONS, check_choice
 
 PRETRAINED_MODEL = './model/ring_6_68641'
 
@@ -19,32 +22,41 @@ def build_flags(flag_values=None):
     # --- the original's flags (names and defaults unchanged) ---
     flags.DEFINE_string('img_path', './input_images/000001.jpg',
                         'Image or video to run: a file, a folder (every image and video in '
-                        'it), a glob pattern (quote it; ** spans folders) or a .txt list of '
-                        'paths, one per line',
+                        'it), a glob pattern (quote it; ** spans folders), a .txt list of '
+                        'paths, one per line, or a .csv / .parquet table with a path column',
                         flag_values=fv)
     flags.DEFINE_string('out_folder', './RingNet_output',
-                        'The output path to store images', flag_values=fv)
+                        'Folder for the outputs: images/NAME.png (input | mesh over it | mesh | '
+                        'mesh turned), the files the flags below ask for, manifest.jsonl',
+                        flag_values=fv)
     flags.DEFINE_boolean('save_obj_file', False,
-                         'If true the output meshes will be saved', flag_values=fv)
+                         'Write the mesh: mesh/NAME.obj', flag_values=fv)
     flags.DEFINE_boolean('save_flame_parameters', False,
-                         'If true the camera and flame parameters will be saved', flag_values=fv)
+                         'Write the camera and FLAME parameters: params/NAME.npy, and '
+                         'params/NAME.json with the head pose and the crop', flag_values=fv)
     flags.DEFINE_boolean('neutralize_expression', False,
-                         'If true the neutral-expression template mesh (VOCA) will be saved',
-                         flag_values=fv)
+                         'Write the neutral-expression template mesh (VOCA): '
+                         'neutral_mesh/NAME.obj', flag_values=fv)
     flags.DEFINE_boolean('save_texture', False,
-                         'If true the texture map will be saved', flag_values=fv)
+                         'Write the texture map: texture/NAME.png, .obj and .mtl (needs '
+                         '--flame_texture_data_path)', flag_values=fv)
     flags.DEFINE_string('flame_model_path', './flame_model/generic_model.pkl',
-                        'path to the neutral FLAME model', flag_values=fv)
+                        'FLAME model (generic_model.pkl of FLAME 2019, 2020 or 2023)',
+                        flag_values=fv)
     flags.DEFINE_string('flame_texture_data_path', './flame_model/texture_data_512.npy',
-                        'path to the FLAME texture data', flag_values=fv)
-    flags.DEFINE_string('load_path', PRETRAINED_MODEL, 'path to trained model', flag_values=fv)
+                        'FLAME texture data (texture_data_512.npy), for --save_texture',
+                        flag_values=fv)
+    flags.DEFINE_string('load_path', PRETRAINED_MODEL,
+                        'RingNet checkpoint: the prefix of ring_6_68641.meta, .index and '
+                        '.data-00000-of-00001, or their folder', flag_values=fv)
     flags.DEFINE_integer('batch_size', 1,
                          'Images per network call, for graphs without a fixed batch size (the '
                          'original graph has batch 1 built in; the demo feeds one image at a time)',
                          flag_values=fv)
     flags.DEFINE_integer('img_size', 224,
                          'Input image size to the network after preprocessing', flag_values=fv)
-    flags.DEFINE_string('data_format', 'NHWC', 'Data format', flag_values=fv)
+    flags.DEFINE_string('data_format', 'NHWC', "Data format (the original's; only NHWC is "
+                        'used)', flag_values=fv)
     flags.DEFINE_integer('pose_params', 6, 'number of flame pose parameters', flag_values=fv)
     flags.DEFINE_integer('shape_params', 100, 'number of flame shape parameters', flag_values=fv)
     flags.DEFINE_integer('expression_params', 50, 'number of flame expression parameters',
@@ -85,12 +97,12 @@ def build_flags(flag_values=None):
                          'a video track animated over the clip) for Blender, three.js and '
                          'game engines', flag_values=fv)
     flags.DEFINE_string('flame_static_embedding_path', './flame_model/flame_static_embedding.pkl',
-                        'FLAME landmark embedding (51 static points), for the landmarks',
-                        flag_values=fv)
+                        'FLAME landmark embedding (51 static points), for --save_landmarks '
+                        'and --draw_landmarks', flag_values=fv)
     flags.DEFINE_string('flame_dynamic_embedding_path',
                         './flame_model/flame_dynamic_embedding.npy',
-                        'FLAME landmark embedding (17 yaw-dependent contour points), for the '
-                        'landmarks', flag_values=fv)
+                        'FLAME landmark embedding (17 yaw-dependent contour points), for '
+                        '--save_landmarks and --draw_landmarks', flag_values=fv)
     flags.DEFINE_boolean('recursive', False, 'With a folder as --img_path: also the images in '
                          'its sub-folders (outputs keep the sub-folder layout)', flag_values=fv)
     flags.DEFINE_boolean('skip_existing', False,
@@ -159,15 +171,85 @@ def build_flags(flag_values=None):
 
 HELP_FLAGS = ('-h', '--help', '-help', '--helpfull', '-?')
 
+# --help's sections, in order: (title, flag names). Every defined flag is in exactly one
+# (tests/test_help.py); names not defined (yet) are skipped, so other features' flags can be
+# placed here before they land.
+FLAG_GROUPS = (
+    ('inputs', ('img_path', 'recursive', 'skip_existing', 'max_pixels')),
+    ('outputs', ('out_folder', 'save_obj_file', 'save_flame_parameters', 'neutralize_expression',
+                 'save_texture', 'save_landmarks', 'draw_landmarks', 'save_glb', 'noreport')),
+    ('model files (the licensed files, or --demo)',
+     ('demo', 'load_path', 'flame_model_path', 'flame_texture_data_path',
+      'flame_static_embedding_path', 'flame_dynamic_embedding_path', 'template_mesh')),
+    ('faces', ('detect_faces', 'max_faces', 'min_face_size')),
+    ('video', ('every_n_frames', 'max_frames', 'smooth', 'smooth_min_cutoff', 'smooth_beta',
+               'smooth_d_cutoff')),
+    ('speed', ('backend', 'precision')),
+    ('cluster (Ray)', ('engine', 'ray_address', 'ray_workers', 'ray_cpus_per_worker',
+                       'ray_threads')),
+    ('NoW benchmark', ('now_dataset', 'now_split')),
+    ('report (what the run prints)', ('quiet', 'verbose')),
+    ("compatibility (the original's flags; the defaults fit its checkpoint)",
+     ('img_size', 'batch_size', 'data_format', 'pose_params', 'shape_params',
+      'expression_params')),
+)
+
+# --help's first lines: (command, what it does). Every command is a valid flag set
+# (tests/test_help.py parses them).
+EXAMPLES = (
+    ('python -m demo --demo --img_path ./input_images/000001.jpg --out_folder ./RingNet_output',
+     'try it without the licensed files (a synthetic model: the mesh is not a reconstruction)'),
+    ('python -m demo --img_path photo.jpg --out_folder out --save_obj_file '
+     '--save_flame_parameters',
+     'one photo (a loose crop of one face), with the licensed files in model/ and flame_model/'),
+    ('python -m demo --detect_faces --img_path group.jpg --out_folder out --save_obj_file',
+     'any photo: every face found and framed for the network'),
+    ('python -m demo --img_path photos/ --out_folder out --skip_existing',
+     'a folder (or a glob, a .txt list, a .csv/.parquet table); --skip_existing resumes'),
+    ('python -m demo --img_path talk.mp4 --out_folder out --save_flame_parameters --smooth',
+     'a video: a FLAME track per face and an overlay video'),
+    ('python -m demo --engine=ray --img_path photos.parquet --out_folder /shared/out',
+     'a dataset on a Ray cluster (pip install -r requirements-ray.txt)'),
+)
+
+WIDTH = 100
+
 
 def wants_help(argv):
     """True if ``argv`` (argv[0] is the program name) asks for the flag list."""
     return any(arg in HELP_FLAGS for arg in argv[1:])
 
 
+def flag_entry(flag):
+    """One flag's --help text: '--name: help (default: value)', wrapped; a boolean is
+    '--[no]name', its default shown only when it is on."""
+    name = ('--[no]%s' if flag.boolean else '--%s') % flag.name
+    text = '%s: %s' % (name, flag.help)  # an enum's help starts with its <choices>
+    if not (flag.boolean and not flag.default) and flag.default not in ('', None):
+        text += ' (default: %s)' % flag.default_as_str.strip("'")
+    return textwrap.fill(text, WIDTH, initial_indent='  ', subsequent_indent='      ')
+
+
 def help_text():
-    """Every flag with its default and meaning (what --help prints)."""
-    return 'usage: python -m demo [--flag=value ...]\n\n' + build_flags().get_help()
+    """--help: usage, examples, then every flag under its FLAG_GROUPS title."""
+    fv = build_flags()
+    lines = ['usage: python -m demo --img_path PATH --out_folder FOLDER [--flag ...]', '',
+             'RingNet: a face photo in, a FLAME 3D head out.', '', 'examples:']
+    for command, what in EXAMPLES:
+        lines += ['  ' + command, '      ' + what]
+    placed = set()
+    for title, names in FLAG_GROUPS:
+        defined = [name for name in names if name in fv]
+        if defined:
+            lines += ['', title + ':'] + [flag_entry(fv[name]) for name in defined]
+            placed.update(defined)
+    unplaced = sorted(set(fv) - placed)  # a new flag not in FLAG_GROUPS yet still shows
+    if unplaced:
+        lines += ['', 'other:'] + [flag_entry(fv[name]) for name in unplaced]
+    lines += ['', 'Boolean flags take --flag, --noflag or --flag=true/false.',
+              'Exit status: 0 all done, 1 some input failed, 2 nothing could start. '
+              'More: README.md.']
+    return '\n'.join(lines)
 
 
 def get_config(argv=None):

@@ -6,9 +6,7 @@ import numpy as np
 
 from util.io import png
 from util.io.image_header import ImageHeaderError, apply_orientation, image_info
-
-# Default for --max_pixels: 200 megapixels (e.g. 14000 x 14000) decode to 600 MB of RGB.
-MAX_PIXELS = 200_000_000
+from util.io.limits import MAX_PIXELS
 
 
 class ImageError(ValueError):

@@ -16,10 +16,8 @@ TensorFlow.
 import sys
 
 from util.errors import one_line
+from util.model.choices import check_choice
 from util.model.conversion_cache import INT8_MAX_VERTEX_MM, ConversionCache
-
-BACKENDS = ('auto', 'tf', 'onnx')
-PRECISIONS = ('fp32', 'int8')
 
 
 def load_backend(load_path, batch_size=1, backend='tf', precision='fp32', cache_dir=None,
@@ -52,16 +50,6 @@ def load_backend(load_path, batch_size=1, backend='tf', precision='fp32', cache_
         return tf_backend(load_path, batch_size)
     return entry.convert(precision, lambda: tf_backend(load_path, batch_size), say,
                          int8_max_mm)
-
-
-def check_choice(backend, precision):
-    """Raise ValueError (one line) unless ``backend`` and ``precision`` name a backend this
-    module has and go together (int8 runs on ONNX Runtime only)."""
-    if backend not in BACKENDS or precision not in PRECISIONS:
-        raise ValueError('--backend must be one of %s and --precision one of %s'
-                         % ('|'.join(BACKENDS), '|'.join(PRECISIONS)))
-    if backend == 'tf' and precision != 'fp32':
-        raise ValueError('--precision=%s needs --backend=onnx (or auto)' % precision)
 
 
 def tf_backend(load_path, batch_size=1):
