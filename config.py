@@ -112,6 +112,10 @@ def build_flags(flag_values=None):
     flags.DEFINE_boolean('quiet', False, 'No progress bar (there is one only when stderr is a '
                          'terminal); errors and the final summary are still printed',
                          flag_values=fv)
+    flags.DEFINE_boolean('verbose', False,
+                         "Show everything TensorFlow prints: its start-up notices (hidden "
+                         "otherwise; other lines always pass) and its info and warning logs "
+                         "(otherwise TF_CPP_MIN_LOG_LEVEL=2 unless you set it)", flag_values=fv)
     flags.DEFINE_enum('backend', 'auto', list(BACKENDS),
                       'Network runtime. tf: TensorFlow. onnx: ONNX Runtime, converting the '
                       'checkpoint once (about 40 s, verified against TensorFlow, cached) and then '

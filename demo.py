@@ -7,11 +7,9 @@ pipeline's modules (numpy, OpenCV, numba) are imported only after them.
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up chatter quiet
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from config import get_config, help_text, wants_help  # noqa: E402
+from config import get_config, help_text, wants_help
 
 
 def print_help():
@@ -24,6 +22,16 @@ def print_help():
     return 0
 
 
+def quiet_tensorflow(verbose):
+    """Before TensorFlow loads: its info and warning logs off (TF_CPP_MIN_LOG_LEVEL=2 unless
+    set), its start-up notices filtered (util/io/stderr_filter.py); --verbose: all of it."""
+    from util.io.stderr_filter import SHOW_ALL
+    if verbose:
+        os.environ[SHOW_ALL] = '1'
+    else:
+        os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+
 def main(argv=None):
     argv = list(sys.argv if argv is None else argv)
     if wants_help(argv):
@@ -33,6 +41,7 @@ def main(argv=None):
     except flags.Error as e:
         print('error: %s (see --help)' % e, file=sys.stderr)
         return 2
+    quiet_tensorflow(config.verbose)
     from util.pipeline.command import run_command
     if config.demo:  # synthetic stand-ins for the licensed files, generated once
         from synthetic.demo_assets import DEMO_NOTICE, ensure_demo_assets

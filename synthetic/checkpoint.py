@@ -20,13 +20,15 @@ import os
 
 import numpy as np
 
-if __name__ == '__main__':  # soft placement of GPU-pinned ops warns once per op; read at import
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-import tensorflow as tf  # noqa: E402
-
 from smpl_webuser.serialization import load_model_arrays
 from synthetic.flame import celeba_points
 from util.framing import CELEBA_POINTS, CELEBA_SIZE
+from util.io.stderr_filter import tensorflow_start_filtered
+
+if __name__ == '__main__':  # soft placement of GPU-pinned ops warns once per op; read at import
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+with tensorflow_start_filtered():  # its C++ start-up notices; errors still show
+    import tensorflow as tf
 
 tf1 = tf.compat.v1
 

@@ -16,6 +16,8 @@ import collections
 import cv2
 import numpy as np
 
+from util.io.stderr_filter import tensorflow_start_filtered
+
 # box (4,) float64 (x0, y0, x1, y1) and keypoints (5, 2) float64 in input pixels; keypoints in
 # util.face.framing.CELEBA_POINTS order: left eye, right eye, nose, left and right mouth corners
 # (left = image-left). score: MTCNN's confidence, float.
@@ -134,7 +136,8 @@ class FaceDetector:
 
     def _model(self):
         if self._mtcnn is None:
-            from mtcnn import MTCNN  # lazy: pulls in TensorFlow
+            with tensorflow_start_filtered():  # TensorFlow's start-up notices, if it loads now
+                from mtcnn import MTCNN  # lazy: pulls in TensorFlow
             self._mtcnn = compile_stages(MTCNN())
         return self._mtcnn
 

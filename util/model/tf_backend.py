@@ -7,13 +7,16 @@ it reads are restored. The input is the one image placeholder among that sub-gra
 whatever its name (``input_images`` or ``input_images_1``).
 """
 import numpy as np
-import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from util.errors import one_line
 from util.io.checkpoint_files import (RINGNET_SOURCE, RINGNET_WHAT, CheckpointFilesError,
                                       data_shards, missing_checkpoint_files, missing_line,
                                       resolve_prefix)
+from util.io.stderr_filter import tensorflow_start_filtered
+
+with tensorflow_start_filtered():  # its C++ start-up notices; errors still show
+    import tensorflow as tf
 
 tf1 = tf.compat.v1
 
