@@ -204,6 +204,9 @@ def test_unwritable_output_folder_fails_before_the_model_loads(tmp_path, checkpo
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and str(out) in errors[0]
+    if where == 'a_file':
+        assert errors == ['error: %s: cannot write outputs there: it is a file, not a folder'
+                          % out]
     assert 'outputs in' not in proc.stdout
 
 

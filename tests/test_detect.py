@@ -234,3 +234,21 @@ def test_tiny_images_give_no_faces(detector):
 def test_face_is_a_plain_record():
     face = Face(box=np.zeros(4), score=0.5, keypoints=np.zeros((5, 2)))
     assert face._fields == ('box', 'score', 'keypoints')
+
+
+def test_no_face_on_a_large_photo_names_the_automatic_minimum(tmp_path, detector):
+    """A 4000 px photo with one 100 px face: the automatic minimum (4000 / 32 = 125 px) misses
+    it, and the message says so and how to lower it; with that advice the face is found."""
+    from util.pipeline.reading import NoFaceError, detect_pictures
+    image = _smooth_noise(2250, 4000, seed=2)
+    _paste_head(image, 100, 1900, 1000, False)
+    path = tmp_path / 'wide.png'
+    assert cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    with pytest.raises(NoFaceError) as caught:
+        detect_pictures(str(path), 'wide', detector)
+    assert str(caught.value) == (
+        "%s: no face found of at least 125 px (automatic: 1/32 of the photo's longer side, "
+        "4000 px; --min_face_size=40 looks for faces down to 40 px)" % path)
+    (picture,) = detect_pictures(str(path), 'wide', detector, min_face_size=40)
+    (frame,) = picture.frames
+    assert _inside(_centre(frame.detection.box), (1900, 1000, 1900 + 90, 1100))

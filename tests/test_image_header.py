@@ -348,6 +348,31 @@ def test_unrecognised_and_cut_signatures():
             image_info(data)
 
 
+@pytest.mark.parametrize('data, shown', [
+    (b'this is not an image, just words\n', "it looks like text, starting 'this is not an image, ju'"),
+    (b'<!DOCTYPE html><html>', "it looks like text, starting '<!DOCTYPE html><html>'"),
+    (b'line one\nline two', "it looks like text, starting 'line one\\nline two'"),
+    ('caf\u00e9 cr\u00e8me, 1234567 \u20ac'.encode('utf-8'),   # byte 24 cuts the euro sign
+     "it looks like text, starting 'caf\u00e9 cr\u00e8me, 1234567 '"),
+    (b'\x00\x01\x02\x03hello world!', 'starts with 0001020368656c6c'),   # binary: hex
+    (b'hello\x00world, with a NUL', 'starts with 68656c6c6f00776f'),
+])
+def test_unrecognised_data_is_described_as_a_person_sees_it(data, shown):
+    with pytest.raises(ImageHeaderError) as caught:
+        image_info(data)
+    assert str(caught.value) == 'not a recognised image format (%s)' % shown
+
+
+def test_a_text_file_named_jpg_says_it_is_text(tmp_path):
+    from util.io.image_io import ImageError, load_image
+    path = tmp_path / 'holiday.jpg'
+    path.write_text('this is my holiday photo, honest')
+    with pytest.raises(ImageError) as caught:
+        load_image(str(path))
+    assert str(caught.value) == ("%s: not a readable image (not a recognised image format (it "
+                                 "looks like text, starting 'this is my holiday photo'))" % path)
+
+
 def test_accepts_bytes_like_input():
     data = _make('png-rgb', 5, 4)
     assert image_info(bytearray(data)) == image_info(memoryview(data)) == image_info(data)

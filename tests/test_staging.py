@@ -129,3 +129,21 @@ def test_live_or_foreign_staging_folders_are_left_alone(tmp_path):
         (folder / '0.0.tmp').write_bytes(b'in flight')
     assert recover_staging(str(tmp_path)) == 0
     assert (mine / '0.0.tmp').exists() and (other_host / '0.0.tmp').exists()
+
+
+def test_check_writable_names_a_file_in_the_way_as_a_file(tmp_path):
+    """An output path that is a file (or lies under one) is not called a folder."""
+    from util.io.atomic import check_writable
+    blocker = tmp_path / 'results.txt'
+    blocker.write_text('a file')
+    with pytest.raises(OSError) as caught:
+        check_writable(str(blocker))
+    assert str(caught.value) == ('%s: cannot write outputs there: it is a file, not a folder'
+                                 % blocker)
+    with pytest.raises(OSError) as caught:
+        check_writable(str(blocker / 'run1' / 'out'))
+    assert str(caught.value) == ('%s: cannot write outputs there: %s is a file, not a folder'
+                                 % (blocker / 'run1' / 'out', blocker))
+    assert blocker.read_text() == 'a file'
+    check_writable(str(tmp_path / 'new' / 'out'))                  # a new folder is made
+    assert (tmp_path / 'new' / 'out').is_dir() and os.listdir(tmp_path / 'new' / 'out') == []

@@ -38,9 +38,26 @@ def atomic_path(path):
 STAGING_FOLDER = '.ringnet-partial'
 
 
+def _file_in_the_way(path):
+    """``path`` or its nearest existing ancestor, when that is not a folder; else None."""
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return None if os.path.isdir(path) else path
+
+
 def check_writable(folder):
     """Create ``folder`` if needed and prove a file can be made in it; else raise OSError with
     one line naming it (so a run fails before any work, not after every image)."""
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        where = 'it' if blocker == os.path.abspath(folder) else blocker
+        what = 'is a file' if os.path.isfile(blocker) else 'exists'
+        raise OSError('%s: cannot write outputs there: %s %s, not a folder'
+                      % (folder, where, what))
     try:
         os.makedirs(folder, exist_ok=True)
         probe = os.path.join(folder, '.ringnet-probe-%s' % uuid.uuid4().hex[:12])

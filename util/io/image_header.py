@@ -436,6 +436,20 @@ def image_format(data):
     return None
 
 
+def describe_start(data, count=24):
+    """The first bytes of unrecognised data as a person would see them: "it looks like text,
+    starting 'this is not an image'" when the first ``count`` bytes are printable text
+    (UTF-8; a character cut at the end is dropped), else "starts with" and their hex."""
+    head = bytes(data[:count])
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        text = head[:exc.start].decode('utf-8') if exc.start >= len(head) - 3 else ''
+    if text and all(ch.isprintable() or ch in '\t\r\n' for ch in text):
+        return 'it looks like text, starting %r' % text
+    return 'starts with %s' % bytes(data[:8]).hex()
+
+
 def _detect(data):
     """Magic bytes -> format name. Data too short for a signature it starts like is a cut header."""
     fmt = image_format(data)
@@ -447,8 +461,7 @@ def _detect(data):
         if len(data) < max(o + len(sig) for o, sig in parts) and all(
                 data[o:o + len(sig)] == sig[:max(0, len(data) - o)] for o, sig in parts):
             raise ImageHeaderError('truncated header')
-    raise ImageHeaderError('not a recognised image format (starts with %s)'
-                           % bytes(data[:8]).hex())
+    raise ImageHeaderError('not a recognised image format (%s)' % describe_start(data))
 
 
 def image_info(data):

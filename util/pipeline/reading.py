@@ -8,7 +8,8 @@ is a video when it is not an image (by extension or magic bytes) and OpenCV's FF
 import collections
 import math
 
-from util.face.detect import FaceDetector, min_face_side, select_faces
+from util.face.detect import (AUTO_FRACTION, DEFAULT_MIN_FACE, FaceDetector, min_face_side,
+                              select_faces)
 from util.face.frames import Clip, Frame, Picture, whole_picture
 from util.face.framing import celeba_box
 from util.face.tracking import FaceTracker
@@ -63,10 +64,25 @@ def detect_pictures(path, name, detector, min_face_size=0, max_faces=0, max_pixe
     min_face = min_face_side(image.shape, min_face_size)
     faces, too_small = select_faces(detector.detect(image, min_face), min_face, max_faces)
     if not faces:
-        raise NoFaceError('%s: no face found%s' % (path, (
-            ' of at least %d px (%d smaller; see --min_face_size)' % (min_face, too_small))
-            if too_small else ''))
+        raise NoFaceError('%s: no face found%s'
+                          % (path, no_face_detail(image.shape, min_face_size, min_face, too_small)))
     return [Picture(name, image, face_frames(name, image, faces))]
+
+
+def no_face_detail(image_shape, min_face_size, min_face, too_small):
+    """What 'no face found' adds: the minimum face size when it mattered (faces were smaller,
+    or the automatic rule raised it for a large photo) and how to lower it; else ''."""
+    raised = not min_face_size and min_face > DEFAULT_MIN_FACE
+    if not (too_small or raised):
+        return ''
+    notes = ['%d smaller' % too_small] if too_small else []
+    if raised:
+        notes.append('automatic: 1/%d of the photo\'s longer side, %d px; --min_face_size=%d '
+                     'looks for faces down to %d px' % (AUTO_FRACTION, max(image_shape[:2]),
+                                                        DEFAULT_MIN_FACE, DEFAULT_MIN_FACE))
+    else:
+        notes.append('see --min_face_size')
+    return ' of at least %d px (%s)' % (round(min_face), '; '.join(notes))
 
 
 def expected_frames(frame_count, every_n=1, max_frames=0):
