@@ -9,8 +9,8 @@ from util.io.checkpoint_files import (RINGNET_SOURCE, RINGNET_WHAT, CheckpointFi
 from util.outputs.naming import wants_landmarks
 
 FLAME_SOURCE = 'the FLAME website (https://flame.is.tue.mpg.de, registration needed)'
-EMBEDDING_SOURCE = ('the original RingNet repository (flame_model/) or the FLAME fitting code '
-                    '(TF_FLAME, data/)')
+EMBEDDING_SOURCE = ('the original RingNet repository, its flame_model/ folder '
+                    '(https://github.com/soubhiksanyal/RingNet)')
 # the model files of a run: the checkpoint, then the FLAME files (their flags' names)
 FLAME_FILE_KEYS = ('flame_model_path', 'flame_texture_data_path', 'flame_static_embedding_path',
                    'flame_dynamic_embedding_path')
