@@ -22,7 +22,7 @@ import numpy as np
 
 from smpl_webuser.serialization import load_model_arrays
 from synthetic.flame import celeba_points
-from util.framing import CELEBA_POINTS, CELEBA_SIZE
+from util.face.framing import CELEBA_POINTS, CELEBA_SIZE
 from util.io.stderr_filter import tensorflow_start_filtered
 
 if __name__ == '__main__':  # soft placement of GPU-pinned ops warns once per op; read at import
@@ -73,7 +73,7 @@ def mean_theta(model):
     """model: FLAME arrays -> (1, 159) float64 mean theta: global pose (pi, 0, 0), so the head
     comes out y-down and facing -z (image orientation); jaw, shape and expression 0; and the
     camera that frames the head as RingNet's training crops are framed (CelebA aligned crops,
-    util/framing.py): the least-squares weak perspective putting the synthetic head's five
+    util/face/framing.py): the least-squares weak perspective putting the synthetic head's five
     CelebA landmarks on CelebA's mean points in a crop of a CelebA image. A model that is not
     the synthetic head (no known landmarks) is centred with its larger side spanning 75%."""
     root = model['J'][0]

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse
 
 from util.io.atomic import atomic_path
-from util.landmarks import barycentric_points
+from util.face.landmarks import barycentric_points
 
 N_LON = 62
 N_RING = 81
@@ -67,7 +67,7 @@ STATIC_LANDMARKS = np.array([
     (111, -15), (110.3, -6), (110.5, 0), (110.3, 6), (111, 15),     # inner lip
     (111.7, 6), (111.5, 0), (111.7, -6),
 ], dtype=np.float64)
-# iBUG 68 indices of CelebA's five landmarks (util/framing.py CELEBA_POINTS order): the two eye
+# iBUG 68 indices of CelebA's five landmarks (util/face/framing.py CELEBA_POINTS order): the two eye
 # centres (each the mean of the eye's six points), the nose tip, the two mouth corners.
 CELEBA_IBUG = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), (54,))
 CONTOUR_HALF_WIDTH = 75.0   # deg of longitude the 17-point jaw contour spans on each side at yaw 0
@@ -404,7 +404,8 @@ def make_static_embedding(model):
 def celeba_points(model):
     """FLAME arrays of this module's head (v_template (5023,3), f (9982,3)) -> (5,3) the
     template points of CelebA's five landmarks (CELEBA_IBUG), from the static embedding as
-    util.landmarks places them; None for a model whose faces are not this grid (a real FLAME)."""
+    util.face.landmarks places them; None for a model whose faces are not this grid (a real
+    FLAME)."""
     vt, ft = make_uv()
     faces = np.asarray(model['f'])
     if faces.shape != ft.shape or not np.array_equal(faces, make_mesh()[1]):

@@ -245,21 +245,21 @@ CELEBA_MEAN_POINTS = np.array([[69, 111], [108, 111], [88, 136], [72, 152], [105
 
 @pytest.mark.parametrize('face_scale, face_offset, photo_hw', [
     (1.0, (0.0, 0.0), (218, 178)),      # a CelebA aligned image itself: the whole image is the crop
-    (1.7, (210.0, 35.0), (480, 640)),   # a face in a photo, framed by util.framing.celeba_box
+    (1.7, (210.0, 35.0), (480, 640)),   # a face in a photo, framed by util.face.framing.celeba_box
 ])
 def test_demo_mean_head_lands_on_a_celeba_framed_face(cache_dir, face_scale, face_offset,
                                                       photo_hw):
     """The --demo network's mean prediction, its 68 FLAME landmarks projected with the render
     camera, puts eyes, nose tip and mouth corners within 5 CelebA pixels of CelebA's means."""
-    from run_RingNet import RingNet_inference
+    from util.model.tf_backend import RingNet_inference
     from config import default_config
     from smpl_webuser.serialization import load_model_arrays
     from synthetic.demo_assets import ensure_demo_assets
-    from util.camera import project, render_camera, to_camera
-    from util.framing import celeba_box
-    from util.landmarks import (landmarks_68, load_dynamic_embedding, load_static_embedding,
-                                yaw_from_pose)
-    from util.preprocess import preprocess_image
+    from util.face.camera import project, render_camera, to_camera
+    from util.face.framing import celeba_box
+    from util.face.landmarks import (landmarks_68, load_dynamic_embedding,
+                                     load_static_embedding, yaw_from_pose)
+    from util.face.preprocess import preprocess_image
     files = ensure_demo_assets(cache_dir)
     keypoints = face_scale * CELEBA_MEAN_POINTS + face_offset         # where the face is
     photo = np.random.default_rng(0).integers(0, 256, photo_hw + (3,), dtype=np.uint8)

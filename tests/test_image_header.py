@@ -349,7 +349,8 @@ def test_unrecognised_and_cut_signatures():
 
 
 @pytest.mark.parametrize('data, shown', [
-    (b'this is not an image, just words\n', "it looks like text, starting 'this is not an image, ju'"),
+    (b'this is not an image, just words\n',
+     "it looks like text, starting 'this is not an image, ju'"),
     (b'<!DOCTYPE html><html>', "it looks like text, starting '<!DOCTYPE html><html>'"),
     (b'line one\nline two', "it looks like text, starting 'line one\\nline two'"),
     ('caf\u00e9 cr\u00e8me, 1234567 \u20ac'.encode('utf-8'),   # byte 24 cuts the euro sign
