@@ -33,7 +33,7 @@ CHECKED = (0, 17, 33, 59)  # frames also run as single images
 PARAMS = ('cam', 'pose', 'shape', 'expression')
 PARAM_TOL = 1e-5
 MESH_TOL = 1e-6
-CODEC_NAMES = {'MPEG-4 Part 2': 'mpeg4', 'H.264': 'h264'}  # summary line -> PyAV codec
+CODEC_NAMES = {'H.264': 'h264'}  # summary line -> PyAV codec
 
 
 def head_path(k):
@@ -343,11 +343,11 @@ def test_frame_meshes_equal_single_image_meshes(clip_run, single_run):
 # 2. the overlay video
 
 MESH_DIFF = 60  # a pixel is "mesh" where it differs from the input frame by more (sum RGB)
-# Measured with OpenCV 4.14's MPEG-4 Part 2 at its default quality, 320 x 240: video frame k
-# against the single-image panel of frame k: mean absolute difference 2.5 to 2.8 (vs 8.2 to
-# 27.7 against another checked frame's panel), mesh masks IoU 0.989 to 0.991 (vs 0.90 to
-# 0.97: with random weights the mesh moves little); outside the mesh, against input frame k:
-# 2.3 to 2.8 (vs 3.7 to 7.9 against frames k - 1 and k + 1).
+# Measured with PyAV 18's libx264 (crf 18, yuv420p), 320 x 240: video frame k against the
+# single-image panel of frame k: mean absolute difference 1.8 to 2.2 (vs 7.6 to 27.4 against
+# another checked frame's panel), mesh masks (both against input frame k) IoU 0.990 to 0.991
+# (vs 0.52 to 0.82 with another checked frame's panel); outside the mesh, against input frame
+# k: 1.7 to 2.3 (vs 2.6 to 7.4 against frames k - 1 and k + 1).
 OVERLAY_MAD = 4.0
 OVERLAY_IOU = 0.97
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from util.io.video_io import (MPEG4, VideoError, VideoReader, VideoWriter, best_codec,
-                              even_size)
+from util.io.video_io import VideoError, VideoReader, VideoWriter, even_size
 
 
 def numbered_clip(path, n, fps=25.0, size=(96, 64), fourcc='MJPG'):
@@ -87,7 +86,7 @@ def test_written_video_reads_back_with_pyav(tmp_path, size):
     rng = np.random.default_rng(0)
     blocks = [np.kron(rng.integers(0, 255, (height // 8 + 1, width // 8 + 1, 3)),
                       np.ones((8, 8, 1)))[:height, :width].astype(np.uint8) for _ in range(12)]
-    with VideoWriter(path, 30.0, width, height, best_codec()) as writer:
+    with VideoWriter(path, 30.0, width, height) as writer:
         for frame in blocks:
             writer.write(frame)
     with av.open(path) as container:
@@ -101,16 +100,69 @@ def test_written_video_reads_back_with_pyav(tmp_path, size):
     if (width, height) != even_size(width, height):
         np.testing.assert_allclose(decoded[0][:, -1].astype(int), decoded[0][:, -2], atol=40)
     with pytest.raises(VideoError, match='frame of 10x10'):
-        VideoWriter(path, 30.0, width, height, MPEG4).write(np.zeros((10, 10, 3), np.uint8))
+        with VideoWriter(path, 30.0, width, height) as writer:
+            writer.write(np.zeros((10, 10, 3), np.uint8))
 
 
-def test_codec_probe_names_one_of_the_two_and_prints_nothing():
-    """In a fresh process, as in the command: FFmpeg's complaints about a missing H.264
-    encoder (pip's OpenCV has none) stay off stderr."""
-    proc = subprocess.run([sys.executable, '-c', 'from util.io.video_io import best_codec; '
-                           'print(best_codec())'], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0 and proc.stdout.strip() in ('H.264', 'MPEG-4 Part 2')
-    assert proc.stderr == ''
+def top_level_boxes(path):
+    """[(type, offset)] of an MP4 file's top-level boxes, read from their 32/64-bit sizes
+    (ISO/IEC 14496-12 §4.2), independently of any video library."""
+    boxes, data = [], open(path, 'rb').read()
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset:offset + 4], 'big')
+        kind = data[offset + 4:offset + 8].decode('latin-1')
+        if size == 1:
+            size = int.from_bytes(data[offset + 8:offset + 16], 'big')
+        elif size == 0:
+            size = len(data) - offset
+        boxes.append((kind, offset))
+        assert size >= 8, (kind, offset, size)
+        offset += size
+    assert offset == len(data)
+    return [kind for kind, _ in boxes]
+
+
+def test_written_video_is_browser_h264_with_the_index_first(tmp_path):
+    """What a browser needs: H.264 in 4:2:0 (yuv420p), the moov box before the media data
+    (a player starts without seeking to the end), BT.601 limited range tagged; colours (and
+    the channel order) come back."""
+    path = str(tmp_path / 'o.mp4')
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (128, 128, 128), (20, 200, 90)]
+    with VideoWriter(path, 30000 / 1001, 64, 48) as writer:
+        for colour in colours:
+            writer.write(np.full((48, 64, 3), colour, np.uint8))
+    kinds = top_level_boxes(path)
+    assert kinds[0] == 'ftyp' and kinds.index('moov') < kinds.index('mdat'), kinds
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        assert (context.name, context.pix_fmt) == ('h264', 'yuv420p')
+        assert stream.average_rate == fractions.Fraction(30000, 1001)
+        assert (int(context.colorspace), int(context.color_range)) == (5, 1)  # BT.601, tv
+        decoded = [f.to_ndarray(format='rgb24') for f in container.decode(stream)]
+    np.testing.assert_allclose([f[24, 32] for f in decoded], colours, atol=4)
+
+
+def test_writing_prints_nothing(tmp_path):
+    """In a fresh process, as in the command: libx264's banner and statistics stay off
+    stderr (they would break the progress bar's lines)."""
+    code = ('import numpy as np, sys; from util.io.video_io import VideoWriter\n'
+            'with VideoWriter(sys.argv[1], 25.0, 33, 17) as w:\n'
+            '    [w.write(np.full((17, 33, 3), 9 * k, np.uint8)) for k in range(5)]\n')
+    proc = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'q.mp4')],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout == '' and proc.stderr == '', proc.stderr
+    with av.open(str(tmp_path / 'q.mp4')) as container:
+        assert len(list(container.decode(video=0))) == 5
+
+
+def test_close_twice_and_no_frame(tmp_path):
+    """abort() and finish() may both close; a writer that got no frame leaves no index to
+    flush and does not raise."""
+    writer = VideoWriter(str(tmp_path / 'e.mp4'), 25.0, 32, 32)
+    writer.close()
+    writer.close()
 
 
 def pyav_clip(path, times_s, container_format=None, codec='mpeg4', ticks=1000):

@@ -1,22 +1,28 @@
-"""Video files through OpenCV's FFmpeg: frames in as a stream, the overlay video out.
+"""Video files: frames in as a stream through OpenCV's FFmpeg, the overlay video out as H.264
+through PyAV (pip's OpenCV has no H.264 encoder; PyAV's wheels ship libx264).
 
 Only one decoded frame is held at a time, so memory does not grow with the clip. FFmpeg's and
-OpenCV's own diagnostics are silenced: a damaged stream would print one line per frame over
-the progress bar, and the caller reports the problem in one line of its own (a reader's
-VideoError names the file; a writer's, whose path is a temporary, does not).
+OpenCV's own diagnostics are silenced (PyAV keeps FFmpeg's log off by default): a damaged
+stream would print one line per frame over the progress bar, and the caller reports the
+problem in one line of its own (a reader's VideoError names the file; a writer's, whose path
+is a temporary, does not).
 """
 import collections
 import contextlib
+import fractions
 import os
-import tempfile
 import threading
 
+import av
+import av.video.reformatter
 import cv2
 import numpy as np
 
-H264 = 'H.264'
-MPEG4 = 'MPEG-4 Part 2'
-FOURCC = {H264: 'avc1', MPEG4: 'mp4v'}
+H264 = 'H.264'  # the overlay videos' codec, as the summary names it
+CRF, PRESET = 18, 'fast'  # libx264: visually lossless for these panels, ~real time at 1080p
+COLORSPACE, COLOR_RANGE = av.video.reformatter.Colorspace.ITU601, \
+    av.video.reformatter.ColorRange.MPEG  # BT.601, limited (16-235) range
+MAX_RATE_DENOMINATOR = 1001000  # fps as a fraction: 30000/1001 stays exact
 DEFAULT_FPS = 30.0  # for the rare file that states no frame rate
 
 VideoInfo = collections.namedtuple('VideoInfo', 'fps frame_count width height')
@@ -139,23 +145,6 @@ def stopped_early(decoded, last_time_s, info):
     return last_time_s < 0.9 * info.frame_count / info.fps
 
 
-def _probe(codec):
-    """Can this OpenCV build write ``codec`` into an .mp4?"""
-    with tempfile.TemporaryDirectory() as folder, quiet_ffmpeg():
-        writer = cv2.VideoWriter(os.path.join(folder, 'probe.mp4'),
-                                 cv2.VideoWriter_fourcc(*FOURCC[codec]), 25.0, (64, 64))
-        try:
-            return writer.isOpened()
-        finally:
-            writer.release()
-
-
-def best_codec():
-    """H264 when OpenCV's FFmpeg has an H.264 encoder (not in the pip wheels, which are
-    LGPL builds), else MPEG4 (every FFmpeg has it; common players play it)."""
-    return H264 if _probe(H264) else MPEG4
-
-
 def even_size(width, height):
     """(width, height) rounded up to even numbers: 4:2:0 video (what players expect) has
     chroma at half resolution, so encoders need even sides."""
@@ -163,34 +152,72 @@ def even_size(width, height):
 
 
 class VideoWriter:
-    """Write (H,W,3) uint8 RGB frames to an .mp4 at ``path`` with ``codec`` (H264 or MPEG4).
+    """Write (H,W,3) uint8 RGB frames to an H.264 .mp4 at ``path`` (PyAV's libx264), at a
+    constant ``fps``, that browsers play: yuv420p (4:2:0, the profile every decoder has), BT.601
+    limited range, tagged as such, and the index (moov atom) at the front of the file
+    (+faststart), so playback starts before the whole file has arrived.
 
     Frames of odd width or height are padded by repeating their last column or row (see
-    even_size); every frame must have the first frame's size. A context manager.
+    even_size); every frame must have the first frame's size. The file is complete only after
+    close() (the encoder's delayed frames, then the index). A context manager.
     """
 
-    def __init__(self, path, fps, width, height, codec):
+    def __init__(self, path, fps, width, height):
         self.path, self.size = path, (width, height)
         self._padded = even_size(width, height)
-        with quiet_ffmpeg():
-            self._writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*FOURCC[codec]),
-                                           float(fps), self._padded)
-        if not self._writer.isOpened():  # the path is a temporary: the caller names the input
-            raise VideoError('the %s encoder refuses a video of %dx%d' % (codec, width,
-                                                                          height))
+        rate = fractions.Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
+        try:
+            self._container = av.open(path, 'w', format='mp4',
+                                      options={'movflags': '+faststart'})
+        except (av.FFmpegError, OSError) as e:  # the path is a temporary: the caller names it
+            raise VideoError('the overlay video cannot be created: %s' % e) from None
+        try:
+            self._stream = self._container.add_stream('libx264', rate=rate)
+            context = self._stream.codec_context
+            context.width, context.height = self._padded
+            context.pix_fmt = 'yuv420p'
+            context.time_base = 1 / rate
+            # tagged as converted: players that read the tags and those that assume BT.601
+            # for SD both show the right colours
+            context.colorspace, context.color_range = COLORSPACE, COLOR_RANGE
+            context.options = {'crf': str(CRF), 'preset': PRESET}
+        except (av.FFmpegError, ValueError) as e:
+            self._container.close()
+            raise VideoError('the H.264 encoder refuses a video of %dx%d at %s fps: %s'
+                             % (width, height, fps, e)) from None
+        self._pts = 0
 
     def write(self, rgb):
         height, width = rgb.shape[:2]
         if (width, height) != self.size:
             raise VideoError('a frame of %dx%d in a %dx%d video' % (width, height, *self.size))
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         if self._padded != self.size:
-            bgr = cv2.copyMakeBorder(bgr, 0, self._padded[1] - height, 0,
-                                     self._padded[0] - width, cv2.BORDER_REPLICATE)
-        self._writer.write(bgr)
+            rgb = np.pad(rgb, ((0, self._padded[1] - height), (0, self._padded[0] - width),
+                               (0, 0)), mode='edge')
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
+        frame = frame.reformat(format='yuv420p', dst_colorspace=COLORSPACE,
+                               dst_color_range=COLOR_RANGE)
+        frame.pts = self._pts
+        self._pts += 1
+        self._mux(frame)
+
+    def _mux(self, frame):
+        """Encode ``frame`` (None: flush the encoder) and write its packets."""
+        try:
+            self._container.mux(self._stream.encode(frame))
+        except av.FFmpegError as e:
+            raise VideoError('the H.264 encoder failed: %s' % e) from None
 
     def close(self):
-        self._writer.release()
+        """Flush the encoder and write the index; a second call does nothing."""
+        if self._container is None:
+            return
+        try:
+            if self._pts:
+                self._mux(None)
+        finally:
+            self._container.close()
+            self._container = None
 
     def __enter__(self):
         return self

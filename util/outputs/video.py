@@ -5,11 +5,11 @@ from util.outputs.panel import overlay_image
 
 
 class OverlayVideo:
-    """path: the file to write (a staged one); fps: frames per second of the kept frames;
-    codec: util.io.video_io.H264 or MPEG4. The encoder opens at the first frame (its size)."""
+    """path: the file to write (a staged one); fps: frames per second of the kept frames.
+    The H.264 encoder (util.io.video_io.VideoWriter) opens at the first frame (its size)."""
 
-    def __init__(self, path, fps, codec, context):
-        self.path, self.fps, self.codec, self.context = path, fps, codec, context
+    def __init__(self, path, fps, context):
+        self.path, self.fps, self.context = path, fps, context
         self.writer = None
 
     def add(self, image, preds):
@@ -17,7 +17,7 @@ class OverlayVideo:
         track found in it) over it."""
         if self.writer is None:
             height, width = image.shape[:2]
-            self.writer = VideoWriter(self.path, self.fps, width, height, self.codec)
+            self.writer = VideoWriter(self.path, self.fps, width, height)
         self.writer.write(overlay_image(image, preds, self.context))
 
     def close(self):

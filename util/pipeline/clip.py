@@ -31,15 +31,15 @@ class ClipRecorder:
     thread, in frame order; the rows go to files in the staging folder as they come.
 
     context: util.outputs.context.OutputContext; config: the flags (which outputs, thinning,
-    smoothing); clip: util.face.frames.Clip; staging: the run's util.io.atomic.Staging; codec:
-    util.io.video_io.H264 or MPEG4. With --smooth the track is smoothed when the clip ends,
-    and the meshes and the overlay video are then made from it in a second pass over the
-    frames (FLAME evaluated on the smoothed parameters), so every output shows the same track.
+    smoothing); clip: util.face.frames.Clip; staging: the run's util.io.atomic.Staging. With
+    --smooth the track is smoothed when the clip ends, and the meshes and the overlay video
+    are then made from it in a second pass over the frames (FLAME evaluated on the smoothed
+    parameters), so every output shows the same track.
     """
 
-    def __init__(self, context, config, clip, staging, codec, source):
+    def __init__(self, context, config, clip, staging, source):
         self.context, self.config, self.clip, self.staging = context, config, clip, staging
-        self.codec, self.source = codec, source
+        self.source = source
         self.frames = RowFile(staging.new_file('.raw'), (), np.int64)
         self.times = RowFile(staging.new_file('.raw'), (), np.float64)
         self.tracks = {}  # track NAME -> TrackColumns
@@ -92,7 +92,7 @@ class ClipRecorder:
             staged = self.staging.new_file('.mp4')
             # thinned clips keep their timeline: every N-th frame at fps / N
             fps = self.clip.info.fps / self.config.every_n_frames
-            self.video = OverlayVideo(staged, fps, self.codec, self.context)
+            self.video = OverlayVideo(staged, fps, self.context)
             self.files[clip_output_path(self.clip.name, 'video')] = staged
         self.video.add(image, [pred for _, pred in named_preds])
         self.files.update(meshes)

@@ -16,7 +16,7 @@ from util.errors import report
 from util.face.frames import Clip, Prediction
 from util.face.preprocess import preprocess_image
 from util.io.atomic import Staging, recover_staging
-from util.io.video_io import best_codec
+from util.io.video_io import H264
 from util.outputs.context import load_output_context
 from util.outputs.photo import picture_outputs
 from util.pipeline.clip import ClipRecorder
@@ -58,7 +58,7 @@ class Pipeline:
         self.config = config
         self.backend = backend
         self.context = load_output_context(config, files, backend.n_vertices)
-        self.video_codec = None  # util.io.video_io.best_codec(), probed at the first clip
+        self.video_codec = H264  # of the overlay videos
         self.videos_written = 0  # overlay videos committed (the summary names their codec)
 
     def predict(self, frame):
@@ -167,10 +167,7 @@ class Pipeline:
         """Worker jobs of a video clip: one per frame (track rows, meshes, overlay frame),
         then its commit. A clip that breaks partway keeps its frames (record.partial)."""
         names.claim('video', clip.name, item.source)
-        if self.video_codec is None:
-            self.video_codec = best_codec()
-        recorder = ClipRecorder(self.context, self.config, clip, staging, self.video_codec,
-                                item.source)
+        recorder = ClipRecorder(self.context, self.config, clip, staging, item.source)
         record.frames = 0
         record.settings = clip_settings(self.config)
         if progress is not None:  # one unit per frame instead of one for the clip
