@@ -80,6 +80,43 @@ def test_read_obj_corner_formats_and_polygons(tmp_path):
     assert mesh.ft is None  # some faces have no texture indices
 
 
+@pytest.mark.parametrize('loose', [False, True])
+@pytest.mark.parametrize('corner, uv', [('%d', False), ('%d/%d', True), ('%d/%d/%d', True),
+                                       ('%d//%d', False)])
+def test_read_obj_files_of_one_corner_form(tmp_path, corner, uv, loose):
+    """Files whose faces all have one corner form, written tightly (one space, as this
+    project writes them: read a keyword at a time) or loosely (tabs, double spaces, normals:
+    read line by line): the values as written either way, CRLF line ends, exponents, signs."""
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(7, 3)) * [1e-3, 1.0, 1e5]
+    vt = rng.uniform(size=(9, 2))
+    f = rng.integers(0, 7, (6, 3))
+    ft = rng.integers(0, 9, (6, 3))
+    fields = {'%d': lambda a, t: (a,), '%d/%d': lambda a, t: (a, t),
+              '%d/%d/%d': lambda a, t: (a, t, 1), '%d//%d': lambda a, t: (a, 1)}[corner]
+    gap = '\t ' if loose else ' '
+    lines = ['# made by hand', 'mtllib x.mtl'] + (['vn 0 0 1'] if loose else [])
+    lines += ['v %r%s%r %r' % (p[0], gap, p[1], p[2]) for p in v.tolist()]
+    lines += ['vt %r %r' % tuple(p) for p in vt.tolist()] + ['usemtl m']
+    lines += ['f ' + ' '.join(corner % fields(a + 1, t + 1) for a, t in zip(fa, fta))
+              for fa, fta in zip(f, ft)]
+    path = tmp_path / 'u.obj'
+    path.write_text('\r\n'.join(lines) + '\r\n')
+    mesh = read_obj(str(path))
+    assert np.array_equal(mesh.v, v) and np.array_equal(mesh.f, f)
+    if uv:
+        assert np.array_equal(mesh.vt, vt) and np.array_equal(mesh.ft, ft)
+    else:
+        assert mesh.vt is None and mesh.ft is None
+    bad = ['f %d %d 9' % (1, 2) if corner == '%d' else 'f ' + ' '.join([corner % fields(9, 1)] * 3)]
+    path.write_text('\n'.join(lines + bad) + '\n')  # out of range, in either reading
+    with pytest.raises(MeshError, match='index out of range'):
+        read_obj(str(path))
+    path.write_text('\n'.join(lines + ['v 1 2 x']) + '\n')
+    with pytest.raises(MeshError, match=r'u\.obj:%d: bad v line' % (len(lines) + 1)):
+        read_obj(str(path))
+
+
 def _ply_header(fmt, n_verts, n_faces, count_type='uchar', index_type='int',
                 list_name='vertex_indices'):
     return ('ply\nformat %s 1.0\ncomment hand made\nelement vertex %d\nproperty float x\n'

@@ -4,6 +4,7 @@ Writes go through util.io.atomic, so an interrupted run never leaves a half-writ
 """
 import os
 import struct
+import warnings
 
 import numpy as np
 
@@ -162,11 +163,77 @@ def _face_array(path, faces, n_verts):
     return out
 
 
+def _fields(lines, width, dtype, separators=()):
+    """(N, width) array of the numbers on ``lines`` (bytes after 'KEYWORD '), or None unless
+    every line is exactly ``width`` numbers single-space separated (counted per line in
+    NumPy, no Python loop): 'a/b'-style corners are split at ``separators`` first."""
+    if not lines:
+        return np.zeros((0, width), dtype)
+    text = b'\n'.join(lines)
+    for sep in separators:
+        text = text.replace(sep, b' ')
+    if b'  ' in text or b'\t' in text or b' \n' in text or b'\n ' in text \
+            or text[:1] == b' ' or text[-1:] == b' ':
+        return None
+    spaces = np.char.count(np.array(text.split(b'\n')), b' ')
+    if len(spaces) != len(lines) or (spaces != width - 1).any():
+        return None
+    with warnings.catch_warnings():  # a field that does not parse: ValueError (NumPy >= 2.3),
+        warnings.simplefilter('ignore', DeprecationWarning)  # before: the array cut short
+        try:
+            values = np.fromstring(text, dtype=dtype, sep=' ')
+        except ValueError:
+            return None
+    return values.reshape(-1, width) if values.size == width * len(lines) else None
+
+
+# a face corner's forms: (slashes, '//'s) -> numbers per corner
+_CORNER_WIDTH = {(0, 0): 1, (1, 0): 2, (2, 0): 3, (2, 1): 2}
+
+
+def _bulk_obj(data):
+    """(v, vt, f, ft) of OBJ bytes in which every v line has 3 values, every vt line 2 and
+    every f line 3 corners of one form ('a', 'a/b', 'a/b/c' or 'a//c', positive indices),
+    all single-space separated: the common case (every file this project writes), read a
+    keyword at a time, several times faster than line by line. None for anything else (then
+    read_obj's loop reads it, naming the line of an error). f, ft 0-based; ft None without
+    texture indices."""
+    lines = data.splitlines()
+    v = _fields([ln[2:] for ln in lines if ln[:2] == b'v '], 3, np.float64)
+    vt = _fields([ln[3:] for ln in lines if ln[:3] == b'vt '], 2, np.float64)
+    faces = [ln[2:] for ln in lines if ln[:2] == b'f ']
+    corner = faces[0].split(b' ', 1)[0] if faces else b''
+    form = (corner.count(b'/'), corner.count(b'//'))
+    if v is None or vt is None or form not in _CORNER_WIDTH \
+            or len(lines) != len([ln for ln in lines if ln[:1] not in (b'v', b'f')]) + len(v) \
+            + len(vt) + len(faces):
+        return None  # and a 'v\t', 'vn', 'f\t' ... line: the loop decides
+    slashes = np.char.count(np.array(faces), b'/') if faces else np.zeros(0)
+    doubled = np.char.count(np.array(faces), b'//') if faces else np.zeros(0)
+    if (slashes != 3 * form[0]).any() or (doubled != 3 * form[1]).any():
+        return None
+    width = _CORNER_WIDTH[form]
+    corners = _fields(faces, 3 * width, np.int64, (b'//', b'/'))
+    if corners is None or (corners.size and corners.min() < 1):
+        return None  # relative (negative) or zero indices: the loop says which line
+    corners = corners.reshape(-1, 3, width) - 1
+    return v, vt, corners[:, :, 0], corners[:, :, 1] if form in ((1, 0), (2, 0)) else None
+
+
 def read_obj(path):
     """Mesh from an OBJ file (v, vt and f lines; 'a', 'a/b', 'a/b/c', 'a//c' corners;
     polygons fan-triangulated). ``ft`` is set when every face has texture indices."""
+    data = _read_bytes(path)
+    bulk = _bulk_obj(data)
+    if bulk is not None:
+        v, vt, f, ft = bulk
+        f = _face_array(path, f, len(v))
+        if ft is None or not len(f):
+            return Mesh(v, f)
+        _check_indices(path, 'texture face', ft, len(vt))
+        return Mesh(v, f, vt, ft)
     v, vt, faces, tex_faces = [], [], [], []
-    for number, line in enumerate(_read_bytes(path).decode('latin-1').splitlines(), 1):
+    for number, line in enumerate(data.decode('latin-1').splitlines(), 1):
         fields = line.split()
         if not fields or fields[0] not in ('v', 'vt', 'f'):
             continue
