@@ -109,6 +109,10 @@ def build_flags(flag_values=None):
                          'Skip an input whose outputs for every requested flag all exist (to '
                          'finish an interrupted run); with nothing left the network never loads',
                          flag_values=fv)
+    flags.DEFINE_boolean('noreport', False,
+                         'Do not write OUT/report.html (the results to look through in a '
+                         'browser, offline) and OUT/run.json (the run summary for scripts)',
+                         flag_values=fv)
     flags.DEFINE_boolean('quiet', False, 'No progress bar (there is one only when stderr is a '
                          'terminal); errors and the final summary are still printed',
                          flag_values=fv)

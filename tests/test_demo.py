@@ -65,13 +65,15 @@ def chumpy_neutral(flame_model_path, params_path):
 
 def test_demo_writes_all_seven_files(demo_run):
     out, proc = demo_run
-    # the original's seven, plus this port's JSON sidecar and run manifest
+    # the original's seven, plus this port's JSON sidecar, run manifest and report (whose
+    # report/ folder tests/test_report.py checks)
     expected = ['images/000001.png', 'mesh/000001.obj', 'params/000001.npy',
                 'neutral_mesh/000001.obj', 'texture/000001.png', 'texture/000001.obj',
-                'texture/000001.mtl', 'params/000001.json', 'manifest.jsonl']
+                'texture/000001.mtl', 'params/000001.json', 'manifest.jsonl', 'report.html',
+                'run.json']
     found = sorted(os.path.relpath(os.path.join(d, f), out)
                    for d, _, fs in os.walk(out) for f in fs)
-    assert found == sorted(expected)
+    assert [f for f in found if not f.startswith('report' + os.sep)] == sorted(expected)
     assert proc.stderr.count('SYNTHETIC') == 1  # the demo notice, said once
 
 

@@ -76,6 +76,10 @@ def test_signal_in_the_rename_window_finishes_that_image(tmp_path, run_args, sig
     assert stdout.strip().splitlines()[-1] == \
         '2 of 3 input(s) done, outputs in %s; interrupted' % out
     assert files_under(out) == outputs_of('a', 'b')  # b finished, c never started writing
+    summary = json.loads((out / 'run.json').read_text())  # the report of what was done
+    assert summary['interrupted'] is True and summary['counts'] == {
+        'ok': 2, 'failed': 0, 'partial': 0, 'skipped': 0, 'not_done': 1}
+    assert (out / 'report.html').read_text().count('<article class="row ok"') == 2
 
 
 def test_sigkill_in_the_rename_window_is_undone_by_the_next_run(tmp_path, run_args):

@@ -83,6 +83,12 @@ def check_like_local(out, proc, local_run):
     assert proc.stdout.strip().splitlines()[-1] == local_proc.stdout.strip().splitlines()[-1] \
         .replace(str(local_out), str(out))
     assert not (out / '.ringnet-partial').exists()
+    # the report, from the manifest the driver wrote, like the local run's
+    summary = json.loads((out / 'run.json').read_text())
+    local_summary = json.loads((local_out / 'run.json').read_text())
+    assert summary['engine'] == 'ray' and summary['counts'] == local_summary['counts'] == {
+        'ok': 7, 'failed': 1, 'partial': 0, 'skipped': 0, 'not_done': 0}
+    assert (out / 'report.html').read_text().count('<article class="row ') == 8
 
 
 def test_ray_started_by_the_command_writes_what_the_local_engine_writes(

@@ -35,6 +35,35 @@ def atomic_path(path):
             os.remove(tmp)
 
 
+def write_files(out_folder, items, prune=()):
+    """Write a stream of (relative '/'-separated path, bytes or None) under ``out_folder``,
+    each file atomically (atomic_path) as it comes; None keeps the file that is there. Then
+    remove every other file (and emptied folder) under the sub-folders ``prune``: what an
+    earlier set left there. -> the number of files written. Rewriting the same bytes
+    replaces nothing a reader sees; a file missing for a None is an error (OSError)."""
+    keep, written = set(), 0
+    for rel, data in items:
+        path = os.path.join(out_folder, *rel.split('/'))
+        keep.add(os.path.normpath(path))
+        if data is None:
+            if not os.path.isfile(path):
+                raise OSError(errno.ENOENT, 'kept file is not there', path)
+            continue
+        with atomic_path(path) as tmp, open(tmp, 'wb') as fh:
+            fh.write(data)
+        written += 1
+    for sub in prune:
+        top = os.path.join(out_folder, sub)
+        for folder, _, names in os.walk(top, topdown=False):
+            for name in names:
+                path = os.path.normpath(os.path.join(folder, name))
+                if path not in keep:
+                    os.remove(path)
+            if folder != top and not os.listdir(folder):
+                os.rmdir(folder)
+    return written
+
+
 STAGING_FOLDER = '.ringnet-partial'
 
 

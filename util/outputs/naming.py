@@ -36,6 +36,8 @@ CLIP_FILES = {
 }
 FRAME_MESH = 'mesh/%s/%06d.obj'  # a track's mesh of video frame number k
 MANIFEST = 'manifest.jsonl'
+# the run's report (util.outputs.report): the page, the summary for scripts, the page's files
+REPORT_HTML, RUN_JSON, REPORT_FOLDER = 'report.html', 'run.json', 'report'
 
 
 def requested_kinds(config):

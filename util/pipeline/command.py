@@ -21,6 +21,7 @@ from util.pipeline.now_inputs import is_now_run, now_entries, now_work_items
 from util.pipeline.progress import Progress, wants_bar
 from util.pipeline.reading import work_items
 from util.pipeline.resume import split_existing
+from util.pipeline.run_report import RunClock, report_run
 from util.pipeline.runner import Pipeline, RunResult
 
 
@@ -71,6 +72,7 @@ def run_command(config, demo_files=None, notice=None):
     """Run the command ``config`` (the parsed flags) -> exit status. demo_files: () -> {key:
     path} of stand-in model files (--demo), used instead of the licensed files; notice: a line
     printed once before they are used."""
+    clock = RunClock()
     if is_now_run(config):  # Ray's workers resolve it from elsewhere
         config.now_dataset = os.path.abspath(config.now_dataset)
     try:
@@ -125,6 +127,9 @@ def run_command(config, demo_files=None, notice=None):
                 result = (pipeline.run(items, config.out_folder, progress.stream, manifest,
                                        progress)
                           if pipeline else RunResult(0, 0, False))
+    if not config.noreport:  # from the manifest: every input of the run, skipped ones too
+        result = report_run(config, len(entries), clock, result,
+                            pipeline.backend if pipeline else None, sys.stderr)
     print(summary(result.done, len(entries), config.out_folder, result.interrupted,
                   len(skipped), pipeline.video_codec if pipeline and pipeline.videos_written
                   else None, result.partial, len(box_framed)))
