@@ -276,9 +276,7 @@ def get_config(argv=None):
                              ('smooth_min_cutoff', 'smooth_beta', 'smooth_d_cutoff')):
         raise flags.Error('--smooth_min_cutoff, --smooth_beta and --smooth_d_cutoff need '
                           '--smooth')
-    if not (fv.smooth_min_cutoff > 0 and fv.smooth_d_cutoff > 0 and fv.smooth_beta >= 0):
-        raise flags.Error('--smooth_min_cutoff and --smooth_d_cutoff must be above 0, '
-                          '--smooth_beta at least 0')
+    check_numeric_flags(fv)
     if fv.engine != 'ray' and any(fv[name].present for name in
                                   ('ray_address', 'ray_workers', 'ray_cpus_per_worker',
                                    'ray_threads')):
@@ -296,6 +294,34 @@ def get_config(argv=None):
     except ValueError as e:
         raise flags.Error(str(e)) from None
     return fv
+
+
+def check_numeric_flags(fv):
+    """Raise flags.Error (one line naming the flag) unless every numeric flag of ``fv`` is a
+    finite number in its range: nan and inf are refused here, before any file is read, like
+    any value no run can use. Every integer and float flag must have its range below."""
+    inf = float('inf')
+    ranges = {  # flag: (lowest, highest, lowest allowed itself?)
+        'batch_size': (1, 1024, True), 'img_size': (1, 4096, True),
+        'pose_params': (0, 10000, True), 'shape_params': (0, 10000, True),
+        'expression_params': (0, 10000, True), 'max_pixels': (1, inf, True),
+        'max_faces': (0, inf, True), 'min_face_size': (0, inf, True),
+        'every_n_frames': (1, inf, True), 'max_frames': (0, inf, True),
+        'smooth_min_cutoff': (0, inf, False), 'smooth_beta': (0, inf, True),
+        'smooth_d_cutoff': (0, inf, False), 'ray_workers': (0, inf, True),
+        'ray_cpus_per_worker': (1, inf, True), 'ray_threads': (0, inf, True)}
+    for name in fv:
+        value = fv[name].value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        low, high, closed = ranges[name]  # KeyError: a new numeric flag needs its range
+        if (value == value and abs(value) != inf and (value >= low if closed else value > low)
+                and value <= high):
+            continue
+        limits = ('at least %g' if closed else 'above %g') % low
+        if high != inf:
+            limits = 'from %g to %g' % (low, high) if closed else limits + ' and at most %g' % high
+        raise flags.Error('--%s=%s: must be a finite number, %s' % (name, value, limits))
 
 
 def default_config(**overrides):
