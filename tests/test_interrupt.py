@@ -25,9 +25,11 @@ import os, sys, time
 mark, go = sys.argv[1], sys.argv[2]
 real_replace = os.replace
 
-def replace(src, dst):
-    real_replace(src, dst)
-    if dst.endswith(os.path.join('images', 'b.png')) and not os.path.exists(go):
+def replace(src, dst, **kw):  # the pipeline renames between folder descriptors
+    real_replace(src, dst, **kw)
+    folder = os.readlink('/proc/self/fd/%d' % kw['dst_dir_fd']) if 'dst_dir_fd' in kw else ''
+    path = os.path.join(folder, dst)
+    if path.endswith(os.path.join('images', 'b.png')) and not os.path.exists(go):
         open(mark, 'w').close()
         while not os.path.exists(go):  # hold the window open until the test says go
             time.sleep(0.005)

@@ -42,11 +42,11 @@ def test_blocked_final_path_writes_nothing(tmp_path):
 def test_rename_failing_partway_rolls_back_the_ones_done(tmp_path, monkeypatch):
     real, calls = os.replace, []
 
-    def replace(src, dst):
+    def replace(src, dst, **kw):
         calls.append(dst)
         if len(calls) == 4:
             raise OSError(28, 'No space left on device')
-        real(src, dst)
+        real(src, dst, **kw)
 
     monkeypatch.setattr(atomic.os, 'replace', replace)
     (tmp_path / 'images').mkdir()
@@ -63,7 +63,7 @@ def test_staged_files_are_moved_with_the_contents_and_rolled_back_with_them(tmp_
     commit: all in place together, or none (and the staged files gone)."""
     with Staging(str(tmp_path)) as staging:
         video, mesh = staging.new_file('.mp4'), staging.new_file('.obj')
-        assert video != mesh and os.path.dirname(video) == staging.folder
+        assert video != mesh and os.path.samefile(os.path.dirname(video), staging.folder)
         open(video, 'wb').write(b'mp4')
         open(mesh, 'wb').write(b'obj')
         staging.commit({'params/c.npz': b'npz'}, {'video/c.mp4': video, 'mesh/c/000003.obj': mesh})
@@ -73,10 +73,10 @@ def test_staged_files_are_moved_with_the_contents_and_rolled_back_with_them(tmp_
     out = tmp_path / 'second'
     real = os.replace
 
-    def replace(src, dst):
+    def replace(src, dst, **kw):
         if dst.endswith('000003.obj'):
             raise OSError(28, 'No space left on device')
-        real(src, dst)
+        real(src, dst, **kw)
 
     monkeypatch.setattr(atomic.os, 'replace', replace)
     with Staging(str(out)) as staging, pytest.raises(OSError, match='space'):
@@ -97,12 +97,12 @@ def killed_commit(out, renamed):
     other temporaries not yet renamed."""
     folder = out / STAGING_FOLDER / ('%s@%d-0123456789ab' % (socket.gethostname(), dead_pid()))
     folder.mkdir(parents=True)
-    pairs = []
+    pairs = []  # (temporary in the staging folder, output relative to OUT)
     for k, (rel, data) in enumerate(CONTENTS.items()):
         tmp, final = folder / ('0.%d.tmp' % k), out / rel
         final.parent.mkdir(exist_ok=True)
         (final if k < renamed else tmp).write_bytes(data)
-        pairs.append((str(tmp), str(final)))
+        pairs.append((tmp.name, rel))
     (folder / '0.journal').write_text(json.dumps(pairs))
 
 

@@ -5,13 +5,15 @@ set of files (one image's outputs), and ``recover_staging`` cleans up after a ki
 """
 import contextlib
 import errno
-import glob
 import itertools
 import json
 import os
 import shutil
 import socket
+import stat
 import uuid
+
+from util.io.no_follow import create_file, fd_path, is_link, link_error, open_below, open_folder
 
 
 @contextlib.contextmanager
@@ -108,51 +110,96 @@ def _alive(pid):
     return True
 
 
-def _remove(path):
+def _remove(name, dir_fd=None):
     with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
+        os.remove(name, dir_fd=dir_fd)
 
 
-def _undo(journal):
-    """Roll back the commit that ``journal`` describes, if it did not complete.
+def _remove_output(out_fd, rel):
+    """Remove output ``rel`` (relative to the folder ``out_fd``) unless a link is on the way."""
+    try:
+        parent = open_below(out_fd, os.path.dirname(rel), create=False)
+    except (OSError, ValueError):
+        return
+    try:
+        _remove(os.path.basename(rel), parent)
+    finally:
+        os.close(parent)
 
-    The journal lists (temporary, final) pairs and is written before the first rename. A
-    temporary still present means its rename never happened, so the commit is incomplete:
-    the finals already renamed are removed (none of the set stays) and so are the temporaries.
-    If every temporary is gone the commit completed and nothing is touched.
+
+def _undo(journal, folder_fd, out_fd):
+    """Roll back the commit that ``journal`` (a file in the staging folder ``folder_fd``)
+    describes, if it did not complete.
+
+    The journal lists (temporary name in the staging folder, final path relative to the output
+    folder) pairs and is written before the first rename. A temporary still present means its
+    rename never happened, so the commit is incomplete: the finals already renamed are removed
+    (none of the set stays) and so are the temporaries. If every temporary is gone the commit
+    completed and nothing is touched.
     """
     try:
-        with open(journal, encoding='utf-8') as fh:
+        with os.fdopen(os.open(journal, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder_fd),
+                       encoding='utf-8') as fh:
             pairs = json.load(fh)
-    except (OSError, ValueError):  # killed while writing the journal: no rename had happened
+        present = [_exists(tmp, folder_fd) for tmp, _ in pairs]
+    except (OSError, ValueError, TypeError):  # killed while writing the journal: no rename yet
         return
-    if any(os.path.exists(tmp) for tmp, _ in pairs):
-        for tmp, final in pairs:
-            if os.path.exists(tmp):
-                _remove(tmp)
+    if any(present):
+        for (tmp, final), there in zip(pairs, present):
+            if there:
+                _remove(tmp, folder_fd)
             else:
-                _remove(final)
+                _remove_output(out_fd, final)
+
+
+def _exists(name, dir_fd):
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def recover_staging(out_folder):
     """Clean up after runs into ``out_folder`` that were killed (SIGKILL, power loss): finish
     rolling back their half-done commits and delete their temporaries -> number of runs
-    cleaned. Only staging folders of this machine whose process is gone are touched."""
-    root = os.path.join(out_folder, STAGING_FOLDER)
+    cleaned. Only staging folders of this machine whose process is gone are touched; no link
+    inside ``out_folder`` is followed (LinkInside when the staging folder is one)."""
     host = socket.gethostname()
     cleaned = 0
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for entry in os.scandir(root):
-            owner_host, _, rest = entry.name.rpartition('@')
-            pid = rest.split('-')[0]
-            if owner_host != host or not pid.isdigit() or _alive(int(pid)):
-                continue
-            for journal in glob.glob(os.path.join(glob.escape(entry.path), '*.journal')):
-                _undo(journal)
-            shutil.rmtree(entry.path, ignore_errors=True)
-            cleaned += 1
-    with contextlib.suppress(OSError):
-        os.rmdir(root)  # only when empty
+    try:
+        out_fd = open_folder(out_folder)
+    except FileNotFoundError:
+        return 0
+    try:
+        try:
+            root_fd = open_below(out_fd, STAGING_FOLDER, out_folder, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        try:
+            for name in sorted(os.listdir(root_fd)):
+                owner_host, _, rest = name.rpartition('@')
+                pid = rest.split('-')[0]
+                if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+                    continue
+                try:
+                    folder_fd = open_below(root_fd, name, create=False)
+                except OSError:  # a link, or a stray file: not ours to touch
+                    continue
+                try:
+                    for journal in sorted(os.listdir(folder_fd)):
+                        if journal.endswith('.journal'):
+                            _undo(journal, folder_fd, out_fd)
+                finally:
+                    os.close(folder_fd)
+                shutil.rmtree(name, dir_fd=root_fd, ignore_errors=True)
+                cleaned += 1
+        finally:
+            os.close(root_fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(STAGING_FOLDER, dir_fd=out_fd)  # only when empty
+    finally:
+        os.close(out_fd)
     return cleaned
 
 
@@ -162,68 +209,114 @@ class Staging:
     Temporaries are written to OUT/.ringnet-partial/HOST@PID-TOKEN/ (same file system, so
     the renames are atomic), never next to the outputs, so nothing half-written ever carries
     an output's name. A journal written before the first rename lets recover_staging() undo a
-    commit that a killed process left half done. Use as a context manager: the folder is
-    removed on exit.
+    commit that a killed process left half done. No link inside ``out_folder`` is followed
+    (util.io.no_follow): the staging folder and each output's folder are opened component by
+    component, and the renames are made between those descriptors. Use as a context manager:
+    the folder is removed on exit.
     """
 
     def __init__(self, out_folder):
         self.out_folder = out_folder
-        self.folder = os.path.join(out_folder, STAGING_FOLDER, '%s@%d-%s' % (
-            socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12]))
+        self.name = '%s@%d-%s' % (socket.gethostname(), os.getpid(), uuid.uuid4().hex[:12])
+        self.folder = os.path.join(out_folder, STAGING_FOLDER, self.name)
         self._count = itertools.count()
+        self._out_fd = self._root_fd = self._fd = None
+        self._base = None
 
     def __enter__(self):
-        os.makedirs(self.folder, exist_ok=True)
+        os.makedirs(self.out_folder, exist_ok=True)
+        self._out_fd = open_folder(self.out_folder)
+        try:
+            self._root_fd = open_below(self._out_fd, STAGING_FOLDER, self.out_folder)
+            self._fd = open_below(self._root_fd, self.name,
+                                  os.path.join(self.out_folder, STAGING_FOLDER))
+        except BaseException:
+            self._close()
+            raise
+        self._base = fd_path(self._fd, self.folder)
         return self
 
     def __exit__(self, *exc):
-        shutil.rmtree(self.folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(self.folder))  # only when empty
+        if self._root_fd is not None:
+            shutil.rmtree(self.name, dir_fd=self._root_fd, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.rmdir(STAGING_FOLDER, dir_fd=self._out_fd)  # only when empty
+        self._close()
+
+    def _close(self):
+        for fd in (self._fd, self._root_fd, self._out_fd):
+            if fd is not None:
+                os.close(fd)
+        self._out_fd = self._root_fd = self._fd = None
 
     def new_file(self, suffix=''):
         """A fresh path inside the staging folder, for an output too big to hold in memory
-        (a video, a clip's meshes): write it there, then hand it to commit(files=...)."""
-        return os.path.join(self.folder, 'f%d%s' % (next(self._count), suffix))
+        (a video, a clip's meshes): write it there, then hand it to commit(files=...). On
+        Linux the path goes through the folder's descriptor (/proc/self/fd), so it cannot be
+        redirected by a link made later."""
+        return os.path.join(self._base, 'f%d%s' % (next(self._count), suffix))
+
+    def _staged_name(self, path):
+        name = os.path.basename(path)
+        if os.path.dirname(path) != self._base or not _exists(name, self._fd):
+            raise ValueError('%s: not a file of this staging folder' % path)
+        return name
 
     def commit(self, contents, files=None):
         """Write {relative path: bytes} under out_folder, and move {relative path: path from
-        new_file()} there, all or none -> the final paths.
+        new_file()} there, all or none -> {relative path: size in bytes} of the files now in
+        place.
 
         Every final path is checked before anything is renamed; if a rename still fails, the
         files already renamed are removed again, so the set is never partly in place (the
-        new_file() paths are removed too).
+        new_file() paths are removed too). A link on the way to an output (or in its place)
+        fails the commit with util.io.no_follow.LinkInside, writing nothing.
         """
         files = files or {}
-        finals = [os.path.join(self.out_folder, rel) for rel in list(contents) + list(files)]
-        for final in finals:
-            if os.path.isdir(final):
-                raise IsADirectoryError(errno.EISDIR, 'a folder is in the way', final)
-            os.makedirs(os.path.dirname(os.path.abspath(final)), exist_ok=True)
+        rels = list(contents) + list(files)
         n = next(self._count)
-        pairs = [(os.path.join(self.folder, '%d.%d.tmp' % (n, k)), final)
-                 for k, final in enumerate(finals[:len(contents)])]
-        pairs += list(zip(files.values(), finals[len(contents):]))
-        journal = os.path.join(self.folder, '%d.journal' % n)
-        renamed = []
+        pairs = [('%d.%d.tmp' % (n, k), rel) for k, rel in enumerate(list(contents))]
+        pairs += [(self._staged_name(path), rel) for rel, path in files.items()]
+        journal = '%d.journal' % n
+        parents, renamed = {}, []
         try:
-            for (tmp, _), data in zip(pairs, contents.values()):
-                # mode 0o666 less the umask, as for any new file (mkstemp would give 0600)
-                with os.fdopen(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666),
-                               'wb') as fh:
+            for rel in rels:
+                folder = os.path.dirname(rel)
+                if folder not in parents:
+                    parents[folder] = open_below(self._out_fd, folder, self.out_folder)
+                name, final = os.path.basename(rel), os.path.join(self.out_folder, rel)
+                if is_link(name, parents[folder]):
+                    raise link_error(final)
+                if _is_dir(name, parents[folder]):
+                    raise IsADirectoryError(errno.EISDIR, 'a folder is in the way', final)
+            sizes = {}
+            for (tmp, rel), data in zip(pairs, contents.values()):
+                with os.fdopen(create_file(tmp, self._fd), 'wb') as fh:
                     fh.write(data)
-            with open(journal, 'w', encoding='utf-8') as fh:
+                sizes[rel] = len(data)
+            for tmp, rel in pairs[len(contents):]:
+                sizes[rel] = os.stat(tmp, dir_fd=self._fd).st_size
+            with os.fdopen(create_file(journal, self._fd), 'w', encoding='utf-8') as fh:
                 json.dump(pairs, fh)
-            for tmp, final in pairs:
-                os.replace(tmp, final)
-                renamed.append(final)
+            for tmp, rel in pairs:
+                folder = parents[os.path.dirname(rel)]
+                os.replace(tmp, os.path.basename(rel), src_dir_fd=self._fd, dst_dir_fd=folder)
+                renamed.append(rel)
         except BaseException:
-            for final in renamed:
-                _remove(final)
+            for rel in renamed:
+                _remove(os.path.basename(rel), parents[os.path.dirname(rel)])
             for tmp, _ in pairs:
-                _remove(tmp)
+                _remove(tmp, self._fd)
             raise
         finally:
-            _remove(journal)
-        return finals
+            _remove(journal, self._fd)
+            for fd in parents.values():
+                os.close(fd)
+        return sizes
 
+
+def _is_dir(name, dir_fd):
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
