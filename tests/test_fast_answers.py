@@ -1,5 +1,6 @@
 """Answers that need no network (--help, a missing input, an empty folder) come without
 importing TensorFlow, each in a fresh interpreter so nothing else has imported it first."""
+import json
 import os
 import re
 import subprocess
@@ -98,6 +99,10 @@ def test_nothing_left_to_skip_loads_no_network(tmp_path):
     (out / 'images').mkdir(parents=True)
     (out / 'images' / '000001.png').write_bytes(b'panel')
     image = os.path.join(ROOT, 'input_images', '000001.jpg')
+    # what the run that made it recorded: the output and its size
+    (out / 'manifest.jsonl').write_text(json.dumps(
+        {'input': image, 'status': 'ok', 'faces': None, 'outputs': ['images/000001.png'],
+         'sizes': [5]}) + '\n')
     rc, tf_loaded, stdout, _ = run_main(['--img_path', image, '--out_folder', str(out),
                                          '--skip_existing', '--load_path', str(tmp_path / 'no')],
                                         tmp_path)

@@ -248,11 +248,20 @@ def test_existing_outputs_of_the_other_mode_are_not_reused(tmp_path):
     (tmp_path / 'images').mkdir()
     (tmp_path / 'images' / 'x.png').write_bytes(b'panel')
     plain, detect = default_config(), default_config(detect_faces=True)
-    assert existing_outputs(str(tmp_path), 'x', plain) == (['images/x.png'], None)
+    made = {'outputs': ['images/x.png'], 'sizes': [5]}
+    assert existing_outputs(str(tmp_path), 'x', plain, dict(made, faces=None)) == (
+        {'images/x.png': 5}, None)
     # the last run's manifest says whether the panel came with --detect_faces
-    assert existing_outputs(str(tmp_path), 'x', detect, {'faces': None}) is None
-    assert existing_outputs(str(tmp_path), 'x', detect, {'faces': 2}) == (['images/x.png'], 2)
-    assert existing_outputs(str(tmp_path), 'x', plain, {'faces': 2}) is None
+    assert existing_outputs(str(tmp_path), 'x', detect, dict(made, faces=None)) is None
+    assert existing_outputs(str(tmp_path), 'x', detect, dict(made, faces=2)) == (
+        {'images/x.png': 5}, 2)
+    assert existing_outputs(str(tmp_path), 'x', plain, dict(made, faces=2)) is None
+    # no record of the run that made it, or one of another size: not proven whole
+    assert existing_outputs(str(tmp_path), 'x', plain) is None
+    assert existing_outputs(str(tmp_path), 'x', plain, {'faces': None,
+                                                        'outputs': ['images/x.png']}) is None
+    assert existing_outputs(str(tmp_path), 'x', plain, dict(made, faces=None,
+                                                            sizes=[6])) is None
 
 
 def test_a_finished_clip_is_skipped_only_with_every_requested_output(tmp_path):
@@ -265,13 +274,14 @@ def test_a_finished_clip_is_skipped_only_with_every_requested_output(tmp_path):
         (tmp_path / rel).write_bytes(b'x')
     detect = default_config(detect_faces=True, max_faces=2)
     settings = clip_settings(detect)
-    previous = {'status': 'ok', 'faces': 2, 'frames': 9, 'outputs': listed,
-                'settings': settings}
-    video = {'frames': 9, 'settings': settings}
+    previous = {'status': 'ok', 'faces': 2, 'frames': 9, 'frames_with_face': 7,
+                'outputs': listed, 'sizes': [1] * len(listed), 'settings': settings}
+    video = {'frames': 9, 'frames_with_face': 7, 'settings': settings}
+    sizes = {rel.replace('/', os.sep): 1 for rel in listed}
     out = str(tmp_path)
-    assert finished_outputs(out, 'c', detect, previous) == (listed, 2, video)
+    assert finished_outputs(out, 'c', detect, previous) == (sizes, 2, video)
     assert finished_outputs(out, 'c', default_config(detect_faces=True, save_obj_file=True,
-                                                     max_faces=2), previous) == (listed, 2, video)
+                                                     max_faces=2), previous) == (sizes, 2, video)
     # a flag that changes what is inside the outputs (here: the npz's landmarks)
     assert finished_outputs(out, 'c', default_config(detect_faces=True, max_faces=2,
                                                      save_landmarks=True), previous) is None
@@ -280,6 +290,10 @@ def test_a_finished_clip_is_skipped_only_with_every_requested_output(tmp_path):
                                                      save_flame_parameters=True), previous) is None
     assert finished_outputs(out, 'c', default_config(), previous) is None
     assert finished_outputs(out, 'c', detect, dict(previous, status='partial')) is None
+    # a listed output cut short
+    (tmp_path / 'video' / 'c.mp4').write_bytes(b'')
+    assert finished_outputs(out, 'c', detect, previous) is None
+    (tmp_path / 'video' / 'c.mp4').write_bytes(b'x')
     # a listed output that is gone
     (tmp_path / 'mesh' / 'c_face1' / '000004.obj').unlink()
     assert finished_outputs(out, 'c', detect, previous) is None

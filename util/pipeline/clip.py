@@ -45,6 +45,7 @@ class ClipRecorder:
         self.tracks = {}  # track NAME -> TrackColumns
         self.files = {}  # relative output path -> staged file
         self.video = None
+        self.frames_with_face = 0  # kept frames where a face (a track) was found
         self.closed = False  # abort() or finish() came: nothing more is written
         self.stopped = False  # an add() failed: later frames are dropped, the rest is kept
         # abort() may come from the reading thread while the worker writes a frame
@@ -77,6 +78,7 @@ class ClipRecorder:
             track.append(found.get(name))
         self.frames.append(picture.index)
         self.times.append(picture.time_s)
+        self.frames_with_face += bool(found)
 
     def _write_frame(self, index, image, named_preds):
         """Frame number ``index`` of the overlay video, and each track's mesh of it.
@@ -137,11 +139,11 @@ class ClipRecorder:
             self.video = None
 
     def finish(self):
-        """Write every output of the clip together -> relative paths written ([] when no
-        frame was kept, no face was ever found, or abort() came first)."""
+        """Write every output of the clip together -> {relative path: size} written ({} when
+        no frame was kept, no face was ever found, or abort() came first)."""
         with self._lock:
             if self.closed:
-                return []
+                return {}
             try:
                 return self._finish()
             finally:
@@ -170,7 +172,7 @@ class ClipRecorder:
     def _finish(self):
         config = self.config
         if not self.frames.rows or not self.tracks:
-            return []
+            return {}
         smoothing = self._smoothing()
         tracks = {}
         for name, track in sorted(self.tracks.items()):
@@ -200,8 +202,7 @@ class ClipRecorder:
                     median_rows(arrays['shape'], arrays['found']), self.context)
             if config.save_glb:
                 contents.update(track_glb_outputs(name, arrays, self.context))
-        self.staging.commit(contents, self.files)
-        return list(contents) + list(self.files)
+        return self.staging.commit(contents, self.files)
 
     def _stage(self, rel, suffix, write, *args):
         """Write output ``rel`` to a staged file with ``write(path, *args)``."""

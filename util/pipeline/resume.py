@@ -1,35 +1,50 @@
 """--skip_existing: which inputs already have every requested output (docs/formats.md §12).
 
-A picture's outputs are committed together (util.io.atomic.Staging) and a clip's manifest line
-lists its outputs, so the files present are a finished set, once a killed commit is undone
-(util.io.atomic.recover_staging).
+A picture's outputs are committed together (util.io.atomic.Staging) and the last run's manifest
+line of an input lists its outputs with their sizes: an input is skipped only when each output
+it needs is listed there and the file on disk is a regular file of that size (a truncated or
+emptied output, or one the manifest does not vouch for, is made again). A killed commit is
+undone first (util.io.atomic.recover_staging).
 """
 import os
+import stat
 
 from util.io.atomic import recover_staging
 from util.outputs.naming import (CLIP_FILES, clip_kinds, clip_output_path, face_name,
                                  frame_kinds, output_path)
-from util.pipeline.manifest import read_manifest
+from util.pipeline.manifest import read_manifest, recorded_outputs
+
+
+def intact(out_folder, rel, recorded):
+    """Is output ``rel`` under ``out_folder`` a regular file (not a link) of the size the
+    manifest recorded (``recorded``: {relative path: size})?"""
+    if rel not in recorded:
+        return False
+    try:
+        st = os.lstat(os.path.join(out_folder, rel))
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == recorded[rel]
 
 
 def existing_outputs(out_folder, name, config, previous=None):
-    """(relative paths, faces) of every requested output of the input named ``name`` when
-    they all exist under ``out_folder`` (--skip_existing), else None. faces: how many faces
-    they cover with --detect_faces, else None.
+    """({relative path: size}, faces) of every requested output of the input named ``name``
+    when they are all intact under ``out_folder`` (--skip_existing; see intact), else None.
+    faces: how many faces they cover with --detect_faces, else None.
 
     With --detect_faces the number of faces is not known without detecting: the faces are
     NAME_face0, 1, ... as long as any requested output of theirs exists, and each of them must
     have them all. ``previous``, the input's line in the last run's manifest (if any), tells
     whether those outputs came with or without --detect_faces (its 'faces' is null without):
-    outputs of the other mode are not reused. A picture's outputs are committed together
-    (util.io.atomic.Staging; run util.io.atomic.recover_staging first to undo a killed
-    commit), so the files present are a finished set.
+    outputs of the other mode are not reused, and it holds the sizes each output must have:
+    without it nothing is skipped.
     """
     def there(rel):
         return os.path.isfile(os.path.join(out_folder, rel))
 
-    if previous is not None and (previous.get('faces') is None) == bool(config.detect_faces):
+    if previous is None or (previous.get('faces') is None) == bool(config.detect_faces):
         return None
+    recorded = recorded_outputs(previous)
     kinds = frame_kinds(config)
     if config.detect_faces:
         frames = []
@@ -42,7 +57,9 @@ def existing_outputs(out_folder, name, config, previous=None):
         frames, faces = [name], None
     paths = [output_path(name, 'panel')] + [output_path(f, k) for f in frames for k in kinds]
     paths += [output_path(f, 'face_panel') for f in frames] if len(frames) > 1 else []
-    return (paths, faces) if all(there(p) for p in paths) else None
+    if not all(intact(out_folder, p, recorded) for p in paths):
+        return None
+    return {p: recorded[p] for p in paths}, faces
 
 
 # the flags a clip's outputs depend on beyond the files they make (npz contents, thinning,
@@ -58,17 +75,18 @@ def clip_settings(config):
 
 
 def existing_clip_outputs(out_folder, name, config, previous):
-    """(relative paths, faces, {'frames', 'settings'}) of a video's outputs when its previous
-    manifest line (``previous``: status ok or skipped, with 'frames' and the same
-    clip_settings) lists every output this config asks for and all of them exist under
-    ``out_folder``, else None. The tracks are those the previous run wrote
+    """({relative path: size}, faces, the manifest's video fields) of a video's outputs when
+    its previous manifest line (``previous``: status ok or skipped, with 'frames' and the same
+    clip_settings) lists every output this config asks for and all of them are intact under
+    ``out_folder`` (see intact), else None. The tracks are those the previous run wrote
     (params/TRACK.npz); outputs made with or without --detect_faces are not reused in the
     other mode."""
     if (previous.get('status') not in ('ok', 'skipped') or 'frames' not in previous
             or previous.get('settings') != clip_settings(config)
             or (previous.get('faces') is None) == bool(config.detect_faces)):
         return None
-    listed = [p.replace('/', os.sep) for p in previous.get('outputs') or []]
+    recorded = recorded_outputs(previous)
+    listed = list(recorded)
     track_folder, track_suffix = CLIP_FILES['track']
     tracks = [os.path.basename(p)[:-len(track_suffix)] for p in listed
               if os.path.dirname(p) == track_folder and p.endswith(track_suffix)]
@@ -79,15 +97,16 @@ def existing_clip_outputs(out_folder, name, config, previous):
     if (not tracks or any(p not in listed for p in needed)
             or (config.save_obj_file and not all(any(p.startswith(m) for p in listed)
                                                   for m in meshes.values()))
-            or not all(os.path.isfile(os.path.join(out_folder, p)) for p in listed)):
+            or not all(intact(out_folder, p, recorded) for p in listed)):
         return None
-    return listed, previous.get('faces'), {'frames': previous['frames'],
-                                           'settings': previous['settings']}
+    video = {key: previous[key] for key in ('frames', 'frames_with_face', 'settings')
+             if key in previous}
+    return recorded, previous.get('faces'), video
 
 
 def finished_outputs(out_folder, name, config, previous=None):
-    """--skip_existing: (relative paths, faces, video) of an input whose requested outputs
-    all exist (existing_clip_outputs for a video the previous run recorded, existing_outputs
+    """--skip_existing: ({relative path: size}, faces, video) of an input whose requested
+    outputs are all intact (existing_clip_outputs for a video the previous run recorded, existing_outputs
     otherwise; video, the manifest's video fields, is None for a photo), else None."""
     if previous is not None and 'frames' in previous:
         return existing_clip_outputs(out_folder, name, config, previous)

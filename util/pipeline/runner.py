@@ -68,20 +68,19 @@ class Pipeline:
         return Prediction(frame.image, proc_param, vertices[0], theta[0])
 
     def save(self, picture, preds, staging, source=''):
-        """Compute and write every requested output of a picture -> relative paths written.
+        """Compute and write every requested output of a picture -> {relative path: size}
+        written.
 
         All-or-nothing (util.io.atomic.Staging.commit): the outputs appear together or not
         at all, whatever fails.
         """
-        contents = picture_outputs(picture, preds, self.context, source)
-        staging.commit(contents)
-        return list(contents)
+        return staging.commit(picture_outputs(picture, preds, self.context, source))
 
     def process(self, picture, out_folder, source=''):
         """All outputs of one picture, one step after the other -> relative paths written."""
         with Staging(out_folder) as staging:
-            return self.save(picture, [self.predict(f) for f in picture.frames], staging,
-                             source)
+            return list(self.save(picture, [self.predict(f) for f in picture.frames],
+                                  staging, source))
 
     def run(self, items, out_folder, err=sys.stderr, manifest=None, progress=None):
         """Process every picture of every item (util.pipeline.reading.Item) -> RunResult
@@ -108,6 +107,8 @@ class Pipeline:
                 writing = None
                 try:
                     for item in items:
+                        if getattr(manifest, 'error', None):  # nothing more can be recorded
+                            break
                         record = ItemRecord(item.source)
                         jobs = self._jobs(item, names, record, err, staging, progress)
                         for job in jobs:
@@ -214,7 +215,8 @@ class Pipeline:
         start = time.perf_counter()
         try:
             written = recorder.finish()
-            record.outputs += written
+            record.outputs.update(written)
+            record.frames_with_face = recorder.frames_with_face
             record.faces += len(recorder.tracks)
             self.videos_written += bool(written)
             if not record.outputs and not record.error:
@@ -230,7 +232,7 @@ class Pipeline:
         """save() on the worker thread, noting the result in ``record``."""
         start = time.perf_counter()
         try:
-            record.outputs += self.save(picture, preds, staging, record.source)
+            record.outputs.update(self.save(picture, preds, staging, record.source))
             record.faces += len(picture.frames)
         except Exception as e:  # noqa: BLE001 - reported per picture, the batch goes on
             record.fail(record.source, e, err)
@@ -258,15 +260,18 @@ class ItemRecord:
         self.source = source
         self.seconds = 0.0
         self.error = None
-        self.outputs = []
+        self.outputs = {}  # relative path -> size in bytes
         self.faces = 0
         self.frames = None  # video frames written (None: not a video)
+        self.frames_with_face = 0  # of those, the frames where a face was found
         self.settings = None  # a video's util.pipeline.resume.clip_settings
 
     def video(self):
-        """The manifest's video fields ({'frames', 'settings'}), None for a photo."""
-        return None if self.frames is None else {'frames': self.frames,
-                                                 'settings': self.settings}
+        """The manifest's video fields ({'frames', 'frames_with_face', 'settings'}), None
+        for a photo."""
+        return None if self.frames is None else {
+            'frames': self.frames, 'frames_with_face': self.frames_with_face,
+            'settings': self.settings}
 
     def status(self):
         """'ok', 'failed' (nothing written) or 'partial' (a clip cut short, its frames kept)."""
