@@ -124,6 +124,11 @@ def hold_folder(folder, note=None):
     try:
         fd, held = _open_lock(folder_fd, path)
         holder = _holder(fd)
+        for _ in range(100):  # the holder writes its name just after taking the lock
+            if holder or held is not False:
+                break
+            time.sleep(0.01)
+            holder = _holder(fd)
         host, pid = socket.gethostname(), os.getpid()
         if held is False:
             raise FolderInUse(errno.EBUSY, '%s: in use by %s; wait for that run to end or '

@@ -176,8 +176,7 @@ def run_command(config, demo_files=None, notice=None):
             reported = report_run(config, len(entries), clock, result,
                                   pipeline.backend if pipeline else None, sys.stderr)
     if manifest.error:
-        print('error: %s; it lists the first %d input(s) of this run'
-              % (printable(manifest.error), manifest.written), file=sys.stderr)
+        print('error: %s' % printable(manifest.error), file=sys.stderr)
     counts = manifest.statuses
     print(summary(counts['ok'], len(entries), out_folder, reported.interrupted,
                   counts['skipped'], pipeline.video_codec if pipeline and pipeline.videos_written

@@ -102,19 +102,21 @@ class Manifest:
         return self
 
     def __exit__(self, *exc):
+        closing = 'cannot finish writing the run manifest (%s); its last lines may be lost'
         try:  # a full disk may only show now (delayed allocation, network file systems)
             os.fsync(self._fd)
         except OSError as e:
-            self._failed(e, 'cannot finish writing the run manifest')
+            self._failed(closing, e)
         finally:
             try:
                 os.close(self._fd)
             except OSError as e:
-                self._failed(e, 'cannot finish writing the run manifest')
+                self._failed(closing, e)
 
-    def _failed(self, error, what):
+    def _failed(self, what, error):
+        """Keep the first failure: 'OUT/manifest.jsonl: ' + ``what`` % the OS's reason."""
         if self.error is None:
-            self.error = '%s: %s (%s)' % (self.path, what, error.strerror or one_line(error))
+            self.error = '%s: %s' % (self.path, what % (error.strerror or one_line(error)))
 
     def write_line(self, line):
         """Write a line made by manifest_line (here, or elsewhere, e.g. on a Ray worker) and
@@ -135,7 +137,8 @@ class Manifest:
                 while view:
                     view = view[os.write(self._fd, view):]
             except OSError as e:
-                self._failed(e, 'cannot write the run manifest')
+                self._failed('cannot write the run manifest (%%s); it lists the first %d '
+                             'input(s) of this run and the run stops' % self.written, e)
                 try:  # whole lines only: cut the part that got through
                     os.ftruncate(self._fd, self._size)
                 except OSError:

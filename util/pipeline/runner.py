@@ -59,6 +59,7 @@ class Pipeline:
         self.backend = backend
         self.context = load_output_context(config, files, backend.n_vertices)
         self.video_codec = H264  # of the overlay videos
+        self._manifest = None  # run()'s, while it runs
         self.videos_written = 0  # overlay videos committed (the summary names their codec)
 
     def predict(self, frame):
@@ -98,6 +99,7 @@ class Pipeline:
         earlier run into ``out_folder`` are cleaned up first.
         """
         recover_staging(out_folder)
+        self._manifest = manifest
         counts = collections.Counter()  # item statuses, counted on the worker thread only
         names = NameClaims()  # 'a.jpg' and 'a.png' would write the same files
         interrupted = False
@@ -107,7 +109,7 @@ class Pipeline:
                 writing = None
                 try:
                     for item in items:
-                        if getattr(manifest, 'error', None):  # nothing more can be recorded
+                        if self._halted():
                             break
                         record = ItemRecord(item.source)
                         jobs = self._jobs(item, names, record, err, staging, progress)
@@ -196,9 +198,16 @@ class Pipeline:
             if not handed_over:  # interrupted, or closed by run(): nothing is committed
                 recorder.abort()
 
+    def _halted(self):
+        """Has the manifest failed to take a line (a full disk)? Then nothing more is
+        written: an output the manifest cannot list would not be known to the next run."""
+        return bool(getattr(self._manifest, 'error', None))
+
     def _add_frame(self, recorder, picture, preds, record, progress, err):
         """recorder.add() on the worker thread; a failure is reported and stops the clip
         (its frames so far are kept)."""
+        if self._halted():
+            return
         start = time.perf_counter()
         try:
             record.frames += recorder.add(picture, preds)
@@ -212,6 +221,9 @@ class Pipeline:
 
     def _commit_clip(self, recorder, record, err, progress, expected):
         """The clip's outputs, all together (worker thread); the bar's frame count settles."""
+        if self._halted():
+            recorder.abort()
+            return
         start = time.perf_counter()
         try:
             written = recorder.finish()
@@ -230,6 +242,8 @@ class Pipeline:
 
     def _write(self, picture, preds, staging, record, err):
         """save() on the worker thread, noting the result in ``record``."""
+        if self._halted():
+            return
         start = time.perf_counter()
         try:
             record.outputs.update(self.save(picture, preds, staging, record.source))
@@ -242,6 +256,8 @@ class Pipeline:
     def _finish(self, record, counts, manifest, progress):
         """The item is done: count it, append its manifest line, advance the bar (a clip's
         frames advanced it already)."""
+        if self._halted():  # the run stops: this item did not happen
+            return
         status = record.status()
         counts[status] += 1
         if manifest is not None:
