@@ -68,3 +68,15 @@ def report_run(tmp_path_factory):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]  # broken.jpg
     return out, proc, folder
+
+
+@pytest.fixture(scope='session')
+def stand_in(flame_assets, tmp_path_factory):
+    """tests/stand_in.Children: runs of the command in child processes with a stand-in
+    network (FLAME's template for every image), for tests about what surrounds the network."""
+    from stand_in import Children
+    files = {'load_path': 'stand-in', 'flame_model_path': flame_assets['flame_model'],
+             'flame_texture_data_path': flame_assets['texture_data'],
+             'flame_static_embedding_path': flame_assets['static_embedding'],
+             'flame_dynamic_embedding_path': flame_assets['dynamic_embedding']}
+    return Children(files, str(tmp_path_factory.mktemp('stand_in')))

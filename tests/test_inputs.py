@@ -309,24 +309,73 @@ def test_manifest_path_taken_by_a_folder_is_one_line(tmp_path, cache):
 
 
 def test_csv_and_parquet_tables_of_paths(tmp_path):
-    """A table's 'path' column (else its first), relative paths from the table's folder;
-    read back here with the csv module's writer and pyarrow's writer."""
+    """A table's 'path' column, relative paths from the table's folder; read back here with
+    the csv module's writer and pyarrow's writer."""
     import csv
     (tmp_path / 'sub').mkdir()
     with open(tmp_path / 'list.csv', 'w', newline='') as fh:
         csv.writer(fh).writerows([['label', 'path'], ['1', 'a.jpg'], ['2', 'sub/b c.png'],
-                                  ['3', str(tmp_path / 'd.webp')]])
+                                  ['3', str(tmp_path / 'd.webp')], ['4', '007.png']])
     assert input_entries(str(tmp_path / 'list.csv')) == [
         Entry(str(tmp_path / 'a.jpg'), 'a'), Entry(str(tmp_path / 'sub' / 'b c.png'), 'b_c'),
-        Entry(str(tmp_path / 'd.webp'), 'd')]
-    (tmp_path / 'first.csv').write_text('file\nx.png\n')
-    assert input_entries(str(tmp_path / 'first.csv')) == [Entry(str(tmp_path / 'x.png'), 'x')]
+        Entry(str(tmp_path / 'd.webp'), 'd'), Entry(str(tmp_path / '007.png'), '007')]
     pq = pytest.importorskip('pyarrow.parquet')
     import pyarrow
     pq.write_table(pyarrow.table({'id': [7, 8], 'path': ['a.jpg', 'clip.mp4']}),
                    str(tmp_path / 'list.parquet'))
     assert input_entries(str(tmp_path / 'list.parquet')) == [
         Entry(str(tmp_path / 'a.jpg'), 'a'), Entry(str(tmp_path / 'clip.mp4'), 'clip')]
+    # integers are file names written as decimals, never '1.0'
+    pq.write_table(pyarrow.table({'path': pyarrow.array([1, 22], pyarrow.int64())}),
+                   str(tmp_path / 'ints.parquet'))
+    assert [e.path for e in input_entries(str(tmp_path / 'ints.parquet'))] == [
+        str(tmp_path / '1'), str(tmp_path / '22')]
+    pq.write_table(pyarrow.table({'path': [1.0, 2.5]}), str(tmp_path / 'floats.parquet'))
+    with pytest.raises(InputError, match="floats.parquet: its 'path' column holds double "
+                                         r"values, not text \(file paths\)"):
+        input_entries(str(tmp_path / 'floats.parquet'))
     (tmp_path / 'bad.parquet').write_bytes(b'not parquet')
     with pytest.raises(InputError, match='bad.parquet: cannot read this list of paths'):
         input_entries(str(tmp_path / 'bad.parquet'))
+
+
+def test_a_table_without_a_path_column_is_refused_naming_its_columns(tmp_path, capsys):
+    """Issue #18 case 9: no first column taken instead; exit 2, nothing made."""
+    import demo
+    (tmp_path / 'first.csv').write_text('file,label\nx.png,1\n')
+    tables = [tmp_path / 'first.csv']
+    pq = pytest.importorskip('pyarrow.parquet')
+    import pyarrow
+    pq.write_table(pyarrow.table({'file': ['x.png'], 'id': [3]}), str(tmp_path / 'first.parquet'))
+    tables.append(tmp_path / 'first.parquet')
+    for table in tables:
+        out = tmp_path / ('out' + table.suffix)
+        status = demo.main(['demo', '--img_path', str(table), '--out_folder', str(out)])
+        err = capsys.readouterr().err.splitlines()
+        assert status == 2 and not out.exists()
+        assert err == ["error: %s: no 'path' column (its columns: 'file', %s); name the column "
+                       "of paths 'path'" % (table, "'label'" if table.suffix == '.csv' else "'id'")]
+
+
+def test_a_table_row_without_a_path_is_one_error_line(tmp_path, stand_in):
+    """A null (Parquet) or empty cell (CSV) is that row's error; the other rows run."""
+    pq = pytest.importorskip('pyarrow.parquet')
+    import pyarrow
+    cv2.imwrite(str(tmp_path / 'a.png'), cv2.resize(cv2.imread(IMAGE), (96, 96)))
+    cv2.imwrite(str(tmp_path / '12.png'), cv2.resize(cv2.imread(IMAGE), (90, 90)))
+    pq.write_table(pyarrow.table({'path': ['a.png', None, '12.png']}),
+                   str(tmp_path / 'rows.parquet'))
+    (tmp_path / 'rows.csv').write_text('path,label\na.png,1\n,2\n12.png,3\n')
+    for table, kind in (('rows.parquet', 'null'), ('rows.csv', 'empty')):
+        out = tmp_path / ('out-' + table)
+        status, stdout, stderr, _ = stand_in.run(
+            ['--img_path', str(tmp_path / table), '--out_folder', str(out)], tmp_path)
+        assert status == 1, stderr
+        assert [line for line in stderr.splitlines() if line.startswith('error')] == [
+            "error: %s row 2: no path in its 'path' column (%s)" % (tmp_path / table, kind)]
+        assert stdout.splitlines() == ['2 of 3 input(s) done, outputs in %s' % out]
+        records = [json.loads(line) for line in open(out / 'manifest.jsonl')]
+        assert [(r['input'], r['status']) for r in records] == [
+            (str(tmp_path / 'a.png'), 'ok'), ('%s row 2' % (tmp_path / table), 'failed'),
+            (str(tmp_path / '12.png'), 'ok')]
+        assert files_under(out) == ['images/12.png', 'images/a.png', 'manifest.jsonl']

@@ -15,7 +15,7 @@ import cv2
 import pytest
 
 from output_sets import files_under
-from stand_in import Children, result
+from stand_in import result
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -23,12 +23,8 @@ HOST = socket.gethostname()
 
 
 @pytest.fixture(scope='module')
-def children(flame_assets, tmp_path_factory):
-    files = {'load_path': 'stand-in', 'flame_model_path': flame_assets['flame_model'],
-             'flame_texture_data_path': flame_assets['texture_data'],
-             'flame_static_embedding_path': flame_assets['static_embedding'],
-             'flame_dynamic_embedding_path': flame_assets['dynamic_embedding']}
-    return Children(files, tmp_path_factory.mktemp('stand_in'))
+def children(stand_in):
+    return stand_in
 
 
 @pytest.fixture(scope='module')

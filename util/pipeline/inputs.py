@@ -18,11 +18,13 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv',
                     '.flv', '.3gp', '.ts', '.mts', '.m2ts', '.ogv', '.mxf', '.y4m')
 LIST_EXTENSION = '.txt'
-TABLE_EXTENSIONS = ('.csv', '.parquet')  # a table with a 'path' column (else its first)
+TABLE_EXTENSIONS = ('.csv', '.parquet')  # a table with a 'path' column
+PATH_COLUMN = 'path'
 GLOB_CHARACTERS = '*?['
 
-Entry = collections.namedtuple('Entry', 'path name')
-Entry.__doc__ = """One input: its path, and the output NAME its outputs get."""
+Entry = collections.namedtuple('Entry', 'path name error', defaults=(None,))
+Entry.__doc__ = """One input: its path, and the output NAME its outputs get; ``error``: why
+it cannot be an input (a table row without a path: its path then says which row), or None."""
 
 
 class InputError(ValueError):
@@ -75,27 +77,65 @@ def _relative_entries(list_path, paths):
     return [Entry(os.path.join(base, p), output_name(os.path.join(base, p))) for p in paths]
 
 
-def _table_paths(table_path):
-    """The paths of a .csv (with a header row) or .parquet table: its 'path' column, else
-    its first column."""
+def _no_path_column(table_path, columns):
+    return InputError('%s: no %r column (its columns: %s); name the column of paths %r'
+                      % (table_path, PATH_COLUMN, ', '.join(map(repr, columns)) or 'none',
+                         PATH_COLUMN))
+
+
+def _csv_column(table_path):
+    """The 'path' column of a .csv with a header row, as text ('' where a row has none)."""
+    with open(table_path, newline='', encoding='utf-8-sig', errors='surrogateescape') as fh:
+        rows = list(csv.reader(fh))
+    header, rows = (rows[0], rows[1:]) if rows else ([], [])
+    if PATH_COLUMN not in header:
+        raise _no_path_column(table_path, header)
+    column = header.index(PATH_COLUMN)
+    return [row[column] if len(row) > column else '' for row in rows]
+
+
+def _parquet_column(table_path):
+    """The 'path' column of a .parquet table as text (None for a null): text columns as
+    they are, integer ones written as decimals; any other type is refused."""
+    import pyarrow  # only a Parquet list needs it (requirements-ray.txt has it)
+    import pyarrow.parquet
+    names = pyarrow.parquet.read_schema(table_path).names
+    if PATH_COLUMN not in names:
+        raise _no_path_column(table_path, names)
+    column = pyarrow.parquet.read_table(table_path, columns=[PATH_COLUMN]).column(PATH_COLUMN)
+    kind = column.type
+    if pyarrow.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
+    if not (pyarrow.types.is_string(kind) or pyarrow.types.is_large_string(kind)
+            or pyarrow.types.is_integer(kind)):
+        raise InputError('%s: its %r column holds %s values, not text (file paths)'
+                         % (table_path, PATH_COLUMN, kind))
+    return column.cast(pyarrow.string()).to_pylist()
+
+
+def _table_entries(table_path):
+    """[Entry] of a .csv (with a header row) or .parquet table's 'path' column, read as
+    text; relative paths from the table's folder. A row without a path (an empty cell, a
+    null) is an Entry that fails with one line naming the row."""
     try:
         if table_path.lower().endswith('.csv'):
-            with open(table_path, newline='', encoding='utf-8-sig',
-                      errors='surrogateescape') as fh:
-                rows = list(csv.reader(fh))
-            header, rows = (rows[0], rows[1:]) if rows else ([], [])
-            column = header.index('path') if 'path' in header else 0
-            return [row[column] for row in rows if len(row) > column]
-        import pyarrow.parquet  # only a Parquet list needs it (requirements-ray.txt has it)
-        table = pyarrow.parquet.read_table(table_path)
-        name = 'path' if 'path' in table.column_names else table.column_names[0]
-        return [str(p) for p in table.column(name).to_pylist() if p is not None]
+            paths = _csv_column(table_path)
+        else:
+            paths = _parquet_column(table_path)
     except ImportError as e:
         raise InputError('%s: reading a Parquet list needs pyarrow (pip install -r '
                          'requirements-ray.txt)' % table_path) from e
+    except InputError:
+        raise
     except (OSError, ValueError, IndexError) as e:
         raise InputError('%s: cannot read this list of paths (%s)'
                          % (table_path, one_line(e))) from e
+    base = os.path.dirname(table_path)
+    return [Entry(os.path.join(base, p), output_name(os.path.join(base, p))) if p else
+            Entry('%s row %d' % (table_path, k + 1), '',
+                  'no path in its %r column (%s)' % (PATH_COLUMN, 'null' if p is None
+                                                     else 'empty'))
+            for k, p in enumerate(paths)]
 
 
 def _glob_root(pattern):
@@ -110,9 +150,9 @@ def input_entries(img_path, recursive=False, exclude=None):
     """The command's input -> [Entry] to process, in order.
 
     A folder gives its image and video files; a ``.txt`` file its listed paths (a ``.csv`` or
-    ``.parquet`` table those of its 'path' column, else of its first); a path that does not
-    exist but contains a glob character (* ? [) the image and video files it matches (``**``
-    spans folders); any other file is one input. Files inside ``exclude`` (the output folder)
+    ``.parquet`` table those of its 'path' column: a table without one is refused); a path
+    that does not exist but contains a glob character (* ? [) the image and video files it
+    matches (``**`` spans folders); any other file is one input. Files inside ``exclude`` (the output folder)
     are left out of folders and patterns. Raises InputError (one line) when there is nothing to
     process, so the command can say so before any model loads.
     """
@@ -126,7 +166,7 @@ def input_entries(img_path, recursive=False, exclude=None):
     if os.path.isfile(img_path):
         if img_path.lower().endswith((LIST_EXTENSION,) + TABLE_EXTENSIONS):
             entries = (_list_file_entries(img_path) if img_path.lower().endswith(LIST_EXTENSION)
-                       else _relative_entries(img_path, _table_paths(img_path)))
+                       else _table_entries(img_path))
             if not entries:
                 raise InputError('%s: this list file names no inputs' % img_path)
             return entries
@@ -147,6 +187,8 @@ def clashing(entries):
     and 'a.png' both write images/a.png): those are refused, never overwritten."""
     first, clashes = {}, {}
     for k, entry in enumerate(entries):
+        if entry.error:  # not an input: it writes nothing
+            continue
         other = first.setdefault(entry.name, entry)
         if other is not entry:
             clashes[k] = other

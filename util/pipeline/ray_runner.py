@@ -86,9 +86,10 @@ class RingNetWorker:
             say=lambda line: None))
 
     def __call__(self, batch):
-        """{'index', 'path', 'name', 'clash'} arrays -> {'index', 'line'}: each input's
+        """{'index', 'path', 'name', 'error', 'clash'} arrays -> {'index', 'line'}: each input's
         manifest line (JSON text), in the batch's order."""
-        entries = [Entry(str(p), str(n)) for p, n in zip(batch['path'], batch['name'])]
+        entries = [Entry(str(p), str(n), str(e) or None)
+                   for p, n, e in zip(batch['path'], batch['name'], batch['error'])]
         clashes = {k: Entry(str(other), '') for k, other in enumerate(batch['clash']) if other}
         lines = LineCollector()
         items = (now_work_items(entries, self.config, clashes) if is_now_run(self.config)
@@ -186,6 +187,7 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
         context.execution_options.preserve_order = True  # the manifest keeps input order
         context.enable_progress_bars = progress
         rows = [{'index': k, 'path': os.path.abspath(e.path), 'name': e.name,
+                 'error': e.error or '',
                  'clash': os.path.abspath(refused[k].path) if k in refused else ''}
                 for k, e in enumerate(entries)]
         dataset = ray.data.from_items(rows).map_batches(

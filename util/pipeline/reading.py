@@ -142,9 +142,10 @@ def work_items(entries, config, clashes=None):
     """[Entry] -> the run's [Item]: photos and videos (read_entry), whole images (the
     original), or the faces found in them (--detect_faces, with --min_face_size and
     --max_faces). clashes: {index: earlier Entry} (see clashing) -> those items fail with one
-    line instead of reading."""
+    line instead of reading, as do entries with an ``error`` (a table row without a path)."""
     detector = FaceDetector() if config.detect_faces else None
-    items = [Item(e.path, lambda e=e: read_entry(e, config, detector)) for e in entries]
+    items = [Item(e.path, lambda e=e: read_entry(e, config, detector)) if not e.error else
+             Item(e.path, lambda e=e: _refused(ValueError(e.error))) for e in entries]
     for k, other in (clashes or {}).items():
         error = clash_error(other.path, entries[k].name)
         items[k] = Item(entries[k].path, lambda error=error: _refused(error))

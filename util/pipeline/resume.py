@@ -124,7 +124,7 @@ def split_existing(entries, clashes, config):
     previous = read_manifest(config.out_folder)
     pending, skipped = [], []
     for k, entry in enumerate(entries):
-        found = None if k in clashes else finished_outputs(
+        found = None if k in clashes or entry.error else finished_outputs(
             config.out_folder, entry.name, config, previous.get(entry.path))
         if found is None:
             pending.append((k, entry))
