@@ -61,11 +61,12 @@ def quiet_ffmpeg():
 class VideoReader:
     """An open video file. ``info`` is its VideoInfo; ``frames()`` decodes it as a stream.
 
-    Raises VideoError when the file cannot be opened as a video. Use as a context manager (or
-    call close()).
+    Raises VideoError when the file cannot be opened as a video, or when its frames (the size
+    the container states; opening decodes none) have more than ``max_pixels`` pixels (None:
+    no limit). Use as a context manager (or call close()).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, max_pixels=None):
         self.path = path
         if os.path.isdir(path):
             raise VideoError('%s: is a folder, not a video file' % path)
@@ -83,6 +84,12 @@ class VideoReader:
             int(count) if np.isfinite(count) and count > 0 else 0,
             int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        pixels = self.info.width * self.info.height
+        if max_pixels is not None and pixels > max_pixels:
+            self.close()
+            raise VideoError('%s: %dx%d video frames have %d pixels, over the limit of %d '
+                             '(--max_pixels)' % (path, self.info.width, self.info.height,
+                                                 pixels, max_pixels))
 
     def __enter__(self):
         return self

@@ -23,7 +23,7 @@ from util.outputs.mesh import mesh_bytes
 from util.outputs.naming import clip_output_path
 from util.outputs.neutral import neutral_obj
 from util.outputs.track import TrackColumns, smoothed_prediction, track_row, write_track_json
-from util.outputs.video import OverlayVideo
+from util.outputs.video import OverlayVideo, overlay_rate
 
 
 class ClipRecorder:
@@ -40,6 +40,9 @@ class ClipRecorder:
     def __init__(self, context, config, clip, staging, source):
         self.context, self.config, self.clip, self.staging = context, config, clip, staging
         self.source = source
+        # thinned clips keep their timeline: every N-th frame at fps / N; a header's absurd
+        # rate is replaced (rate_problem says so) and the clip goes on
+        self.overlay_fps, self.rate_problem = overlay_rate(clip.info.fps, config.every_n_frames)
         self.frames = RowFile(staging.new_file('.raw'), (), np.int64)
         self.times = RowFile(staging.new_file('.raw'), (), np.float64)
         self.tracks = {}  # track NAME -> TrackColumns
@@ -92,9 +95,7 @@ class ClipRecorder:
                 meshes[clip_output_path(name, 'frame_mesh', index)] = staged
         if self.video is None:
             staged = self.staging.new_file('.mp4')
-            # thinned clips keep their timeline: every N-th frame at fps / N
-            fps = self.clip.info.fps / self.config.every_n_frames
-            self.video = OverlayVideo(staged, fps, self.context)
+            self.video = OverlayVideo(staged, self.overlay_fps, self.context)
             self.files[clip_output_path(self.clip.name, 'video')] = staged
         self.video.add(image, [pred for _, pred in named_preds])
         self.files.update(meshes)

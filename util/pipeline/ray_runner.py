@@ -1,11 +1,12 @@
 """--engine=ray: the same run on a Ray cluster, through Ray Data (docs/formats.md §15).
 
 The driver (the command's process) lists the inputs exactly as the local engine does and makes
-a Ray Dataset of small rows (index, path, NAME, clash). ``map_batches`` runs the rows on a pool
-of actors (RingNetWorker): each loads the model once, from files shipped through the object
-store and kept on its machine by content (util.io.shipped), and runs the local Pipeline on
-its rows, writing their outputs itself, all or nothing per input (util.io.atomic.Staging).
-Only manifest lines come back; the driver appends them to OUT/manifest.jsonl in input order.
+a Ray Dataset of small rows (index, path, NAME, error, clash). ``map_batches`` runs the rows on
+a pool of actors (RingNetWorker): each loads the model once, from files shipped through the
+object store and kept on its machine by content (util.io.shipped), and runs the local Pipeline
+on its rows, writing their outputs itself, all or nothing per input (util.io.atomic.Staging).
+Only manifest lines come back, each as soon as its input is done; the driver appends them to
+OUT/manifest.jsonl as they arrive, so an interrupted job keeps the rows that came back.
 Images never pass through the driver. Ray is imported here only, and only for this engine.
 """
 import collections
@@ -13,8 +14,10 @@ import io
 import json
 import logging
 import os
+import queue
 import re
 import socket
+import threading
 import types
 
 from util import ROOT
@@ -86,29 +89,48 @@ class RingNetWorker:
             say=lambda line: None))
 
     def __call__(self, batch):
-        """{'index', 'path', 'name', 'error', 'clash'} arrays -> {'index', 'line'}: each input's
-        manifest line (JSON text), in the batch's order."""
+        """{'index', 'path', 'name', 'error', 'clash'} arrays -> yields {'index', 'line'} of
+        one input at a time (its manifest line, JSON text), the moment its outputs are
+        written: Ray streams each to the driver without waiting for the batch. The pipeline
+        runs on a thread of its own meanwhile (the network on the next input overlaps the
+        writing, as in the local engine)."""
         entries = [Entry(str(p), str(n), str(e) or None)
                    for p, n, e in zip(batch['path'], batch['name'], batch['error'])]
         clashes = {k: Entry(str(other), '') for k, other in enumerate(batch['clash']) if other}
-        lines = LineCollector()
         items = (now_work_items(entries, self.config, clashes) if is_now_run(self.config)
                  else work_items(entries, self.config, clashes))
-        self.pipeline.run(items, self.out_folder,
-                          err=io.StringIO(), manifest=lines)
-        if len(lines.lines) != len(entries):  # interrupted: Ray runs the batch again
+        lines, failure = queue.Queue(), []
+
+        def run():
+            try:
+                self.pipeline.run(items, self.out_folder, err=io.StringIO(),
+                                  manifest=LineCollector(lines))
+            except BaseException as e:  # noqa: BLE001 - raised below, on Ray's thread
+                failure.append(e)
+            finally:
+                lines.put(None)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        done = 0
+        for line in iter(lines.get, None):  # the pipeline appends them in the batch's order
+            yield {'index': [batch['index'][done]], 'line': [line]}
+            done += 1
+        thread.join()
+        if failure:
+            raise failure[0]
+        if done != len(entries):  # interrupted: Ray runs the batch again
             raise RuntimeError('a worker stopped before finishing its batch')
-        return {'index': batch['index'], 'line': lines.lines}
 
 
 class LineCollector:
-    """Stands in for util.pipeline.manifest.Manifest in a worker: keeps the lines."""
+    """Stands in for util.pipeline.manifest.Manifest in a worker: hands each line on."""
 
-    def __init__(self):
-        self.lines = []
+    def __init__(self, lines):
+        self.lines = lines  # queue.Queue
 
     def append(self, *args, **kwargs):
-        self.lines.append(manifest_line(*args, **kwargs))
+        self.lines.put(manifest_line(*args, **kwargs))
 
 
 def ship(groups, cache_dir=None):
@@ -127,14 +149,65 @@ def ship(groups, cache_dir=None):
     return shipped
 
 
+AUTH_HINT = ('if the cluster was started by `ray start` of Ray 2.59 or later (token '
+             'authentication), set RAY_AUTH_MODE=token (the token is read from RAY_AUTH_TOKEN '
+             'or ~/.ray/auth_token) and run again')
+
+
+def ray_address(flag, environ):
+    """--ray_address ``flag`` and the environment -> the address for ray.init: the flag, else
+    $RAY_ADDRESS, else 'local': a Ray started by this run (never one left running, nor the
+    stale address file of one that is gone; ray.init(None) would take those)."""
+    return flag or environ.get('RAY_ADDRESS') or 'local'
+
+
 def check_reachable(address, timeout=5.0):
-    """Raise OSError when ``address`` ('host:port' or 'ray://host:port') does not accept a
-    connection within ``timeout`` seconds: ray.init would retry it for minutes. Other forms
-    ('auto', None: start one here) are left to Ray."""
+    """Raise RayUnavailable (one line saying what to do) when ``address`` cannot be joined:
+    a 'host:port' or 'ray://host:port' that does not accept a connection within ``timeout``
+    seconds (ray.init would retry it for minutes); 'auto' when no cluster was started on this
+    machine, or the one its address file names does not answer. 'local' starts one."""
+    if address == 'local':
+        return
+    shown = address
+    if address == 'auto':  # Ray's own convention: $RAY_ADDRESS, else this machine's last
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+            address = canonicalize_bootstrap_address('auto')
+        except ConnectionError:
+            raise RayUnavailable('--ray_address=auto: no Ray cluster runs on this machine; '
+                                 'start one with `ray start --head`, or leave --ray_address '
+                                 'empty to start Ray for this run') from None
+        except (ImportError, AttributeError):  # another Ray version: let ray.init look
+            return
+        shown = 'auto (%s)' % address
     match = re.fullmatch(r'(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?', address or '')
     if match:
-        with socket.create_connection((match.group(1), int(match.group(2))), timeout):
-            pass
+        try:
+            with socket.create_connection((match.group(1), int(match.group(2))), timeout):
+                pass
+        except OSError as e:
+            raise RayUnavailable('cannot join Ray at %s: it does not answer (%s); check the '
+                                 'address and that the cluster is up%s'
+                                 % (shown, e.strerror or one_line(e),
+                                    ', or leave --ray_address empty to start Ray for this run'
+                                    if shown.startswith('auto') else '')) from None
+
+
+def init_ray(address, runtime_env):
+    """ray.init(address) -> None, or RayUnavailable in one line saying what to do (an
+    address that refuses to authenticate us fails in about 20 s: Ray's own retries)."""
+    import ray
+    check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False, include_dashboard=False,
+                 logging_level=logging.ERROR, runtime_env=runtime_env)
+    except Exception as e:  # noqa: BLE001 - Ray raises many kinds; the user gets one line
+        if address == 'local':
+            raise RayUnavailable('cannot start Ray on this machine: %s'
+                                 % one_line(e, last=True)) from None
+        hint = '' if os.environ.get('RAY_AUTH_MODE') == 'token' else '; ' + AUTH_HINT
+        raise RayUnavailable('cannot join Ray at %s: %s%s'
+                             % (address, one_line(e, last=True), hint)) from None
 
 
 def worker_environment(threads=0):
@@ -158,9 +231,10 @@ def worker_count(config):
 
 def run_ray(config, entries, refused, files, out_folder, manifest, err, progress=False):
     """Run ``entries`` ([Entry]; refused: {index: earlier Entry} of name clashes) on Ray ->
-    RunResult; RayUnavailable when Ray is missing or cannot be reached. Lines go to
-    ``manifest`` (util.pipeline.manifest.Manifest) in input order as they come; each failed
-    input's error line is printed on ``err``. ``progress``: show Ray Data's progress bar."""
+    RunResult; RayUnavailable when Ray is missing or cannot be reached (see ray_address).
+    Lines go to ``manifest`` (util.pipeline.manifest.Manifest) as the inputs finish; each
+    failed input's error line (and a clip's note) is printed on ``err``. The job stops when the
+    manifest cannot take a line. ``progress``: show Ray Data's progress bar."""
     # Ray's own notices stay off the terminal (its C++ log level is read when it starts);
     # failures still come back as one line per input, or one for the job
     os.environ.setdefault('RAY_BACKEND_LOG_LEVEL', 'fatal')
@@ -171,21 +245,20 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
         raise RayUnavailable('--engine=ray needs Ray (%s): pip install -r requirements-ray.txt'
                              % e) from None
     logging.getLogger('ray.data').setLevel(logging.ERROR)
-    address = config.ray_address or os.environ.get('RAY_ADDRESS') or None
-    try:
-        check_reachable(address)
-        ray.init(address=config.ray_address or None, log_to_driver=False,
-                 include_dashboard=False, logging_level=logging.ERROR,
-                 runtime_env={'working_dir': ROOT, 'excludes': CODE_EXCLUDES,
-                              'env_vars': worker_environment(config.ray_threads)})
-    except Exception as e:  # noqa: BLE001 - Ray raises many kinds; the user gets one line
-        raise RayUnavailable('cannot start or join Ray (%s): %s'
-                             % (address or 'this machine', one_line(e, last=True))) from None
     counts, interrupted = collections.Counter(), False
     try:
+        init_ray(ray_address(config.ray_address, os.environ),
+                 {'working_dir': ROOT, 'excludes': CODE_EXCLUDES,
+                  'env_vars': worker_environment(config.ray_threads)})
+    except KeyboardInterrupt:
+        ray.shutdown()
+        return RunResult(0, 0, True)
+    try:
         context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # the manifest keeps input order
+        # rows come back as inputs finish (no waiting behind a slower earlier batch)
+        context.execution_options.preserve_order = False
         context.enable_progress_bars = progress
+        seen = set()  # a retried task (its worker died) may send a row again
         rows = [{'index': k, 'path': os.path.abspath(e.path), 'name': e.name,
                  'error': e.error or '',
                  'clash': os.path.abspath(refused[k].path) if k in refused else ''}
@@ -199,12 +272,19 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
             compute=ray.data.ActorPoolStrategy(size=worker_count(config)),
             num_cpus=config.ray_cpus_per_worker)
         for batch in dataset.iter_batches(batch_size=None, batch_format='numpy'):
-            for line in batch['line']:
+            for index, line in zip(batch['index'], batch['line']):
+                if int(index) in seen:
+                    continue
+                seen.add(int(index))
                 record = json.loads(line)
                 manifest.write_line(line)
                 counts[record['status']] += 1
                 if record['error']:
                     print('error: %s' % record['error'], file=err)
+                if record.get('note'):
+                    print('note: %s' % record['note'], file=err)
+            if getattr(manifest, 'error', None):  # it cannot take more lines: stop the job
+                break
     except KeyboardInterrupt:
         interrupted = True
     except Exception as e:  # noqa: BLE001 - a job that cannot go on: one line, the rows done stand

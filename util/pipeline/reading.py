@@ -122,7 +122,7 @@ def read_entry(entry, config, detector=None):
             return read_image_pictures(entry.path, entry.name, config.max_pixels)
         return detect_pictures(entry.path, entry.name, detector, config.min_face_size,
                                config.max_faces, config.max_pixels)
-    reader = VideoReader(entry.path)
+    reader = VideoReader(entry.path, config.max_pixels)
     every_n, max_frames = config.every_n_frames, config.max_frames
     return Clip(entry.name, reader.info,
                 expected_frames(reader.info.frame_count, every_n, max_frames),

@@ -12,7 +12,7 @@ import functools
 import sys
 import time
 
-from util.errors import report
+from util.errors import printable, report
 from util.face.frames import Clip, Prediction
 from util.face.preprocess import preprocess_image
 from util.io.atomic import Staging, recover_staging
@@ -171,6 +171,9 @@ class Pipeline:
         then its commit. A clip that breaks partway keeps its frames (record.partial)."""
         names.claim('video', clip.name, item.source)
         recorder = ClipRecorder(self.context, self.config, clip, staging, item.source)
+        if recorder.rate_problem:  # not a failure: the clip is done, its overlay retimed
+            record.note = '%s: %s' % (printable(item.source), recorder.rate_problem)
+            print('note: %s' % record.note, file=err)
         record.frames = 0
         record.settings = clip_settings(self.config)
         if progress is not None:  # one unit per frame instead of one for the clip
@@ -281,13 +284,16 @@ class ItemRecord:
         self.frames = None  # video frames written (None: not a video)
         self.frames_with_face = 0  # of those, the frames where a face was found
         self.settings = None  # a video's util.pipeline.resume.clip_settings
+        self.note = None  # a video's one-line note (a header's absurd frame rate)
 
     def video(self):
-        """The manifest's video fields ({'frames', 'frames_with_face', 'settings'}), None
-        for a photo."""
-        return None if self.frames is None else {
-            'frames': self.frames, 'frames_with_face': self.frames_with_face,
-            'settings': self.settings}
+        """The manifest's video fields ({'frames', 'frames_with_face', 'settings', and
+        'note' when there is one}), None for a photo."""
+        if self.frames is None:
+            return None
+        video = {'frames': self.frames, 'frames_with_face': self.frames_with_face,
+                 'settings': self.settings}
+        return dict(video, note=self.note) if self.note else video
 
     def status(self):
         """'ok', 'failed' (nothing written) or 'partial' (a clip cut short, its frames kept)."""
