@@ -6,12 +6,13 @@ rebuilt by numpy's own reconstruction functions, while scipy.sparse and chumpy o
 stand-ins that only record their pickled state and are turned into scipy / numpy arrays after
 loading. Every other global makes loading fail before it can be called.
 """
+import os
 import pickle
 
 import numpy as np
 import scipy.sparse as sp
 
-from util.errors import one_line
+from util.errors import OutOfMemory, one_line, out_of_memory
 
 try:  # numpy >= 2 (numpy.core still imports there, but with a deprecation warning)
     from numpy._core import multiarray as _multiarray, numeric as _numeric
@@ -183,7 +184,7 @@ def _unpickle(fh, path):
     """Restricted load of the pickle at the current position of ``fh``, stand-ins converted."""
     try:
         obj = _RestrictedUnpickler(fh, path).load()
-    except (UnsafePickleError, PickleFormatError):
+    except (UnsafePickleError, PickleFormatError, MemoryError):
         raise
     except Exception as exc:  # corrupt pickles raise many types; all mean the same to callers
         raise PickleFormatError('%s: truncated or corrupt pickle (%s: %s)'
@@ -192,9 +193,17 @@ def _unpickle(fh, path):
 
 
 def load_pickle(path):
-    """Object stored in the pickle at ``path`` (Python 2 or 3), loaded without running code."""
+    """Object stored in the pickle at ``path`` (Python 2 or 3), loaded without running code.
+    Memory running out is util.errors.OutOfMemory (not a corrupt file): its arrays need at
+    least the file's size."""
     with open(path, 'rb') as fh:
-        return _unpickle(fh, path)
+        try:
+            return _unpickle(fh, path)
+        except MemoryError as exc:
+            if isinstance(exc, OutOfMemory):
+                raise
+            raise out_of_memory(path, 'loading it', exc,
+                                os.fstat(fh.fileno()).st_size) from None
 
 
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,

@@ -15,7 +15,7 @@ TensorFlow.
 """
 import sys
 
-from util.errors import one_line
+from util.errors import is_out_of_memory, one_line, out_of_memory
 from util.model.choices import check_choice
 from util.model.conversion_cache import INT8_MAX_VERTEX_MM, ConversionCache
 
@@ -53,6 +53,14 @@ def load_backend(load_path, batch_size=1, backend='tf', precision='fp32', cache_
 
 
 def tf_backend(load_path, batch_size=1):
-    """RingNet_inference on TensorFlow (imported here, only when this backend is used)."""
-    from util.model.tf_backend import RingNet_inference
+    """RingNet_inference on TensorFlow (imported here, only when this backend is used).
+    TensorFlow that cannot load is one line: util.errors.OutOfMemory when memory ran out
+    (its libraries could not be mapped), else ImportError saying what to install."""
+    try:
+        from util.model.tf_backend import RingNet_inference
+    except (ImportError, MemoryError) as exc:
+        if is_out_of_memory(exc):
+            raise out_of_memory('TensorFlow', 'loading it', exc) from None
+        raise ImportError('TensorFlow cannot be imported (%s): pip install -r requirements.txt'
+                          % one_line(exc, last=True)) from None
     return RingNet_inference.from_checkpoint(load_path, batch_size)

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from util.errors import printable
+from util.errors import OutOfMemory, out_of_memory, printable
 from util.io.atomic import check_writable
 from util.io.lock import hold_folder
 from util.io.no_follow import find_link, link_error
@@ -144,8 +144,13 @@ def run_command(config, demo_files=None, notice=None):
             if pending and config.engine == 'local':  # nothing left to do: no network
                 pipeline = Pipeline(config, files, load_backend(
                     files['load_path'], config.batch_size, config.backend, config.precision))
-        except (OSError, ValueError) as e:  # one line each (the missing model files: one each)
+        except (OSError, ValueError, ImportError) as e:  # one line (missing files: one each)
             print('error: %s' % (e if str(e) else type(e).__name__), file=sys.stderr)
+            return 2
+        except MemoryError as e:  # loading the network or FLAME: say it is memory
+            if not isinstance(e, OutOfMemory):
+                e = out_of_memory('the model files', 'loading them', e)
+            print('error: %s' % e, file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(summary(0, len(entries), out_folder, True))
