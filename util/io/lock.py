@@ -145,8 +145,11 @@ def hold_folder(folder, note=None):
                                                                         _describe(holder)))
         record = json.dumps({'host': host, 'pid': pid,
                              'started': time.strftime('%Y-%m-%d %H:%M:%S')}).encode('utf-8')
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record + b'\n', 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, record + b'\n', 0)
+        except OSError as exc:  # a full disk: say which file
+            raise OSError('%s: cannot write the run lock (%s)' % (path, exc.strerror)) from exc
         try:
             yield
         finally:

@@ -173,8 +173,13 @@ def run_command(config, demo_files=None, notice=None):
             items = (now_work_items(todo, config, refused, box_framed) if is_now_run(config)
                      else work_items(todo, config, refused))
             with Progress(len(entries), sys.stderr, bar, initial=len(skipped)) as progress:
-                result = (pipeline.run(items, out_folder, progress.stream, manifest, progress)
-                          if pipeline else RunResult(0, 0, False))
+                try:
+                    result = (pipeline.run(items, out_folder, progress.stream, manifest,
+                                           progress)
+                              if pipeline else RunResult(0, 0, False))
+                except OSError as e:  # the staging folder (a link made since the check)
+                    print('error: %s' % printable(str(e)), file=progress.stream)
+                    result = RunResult(0, 0, False)
         stack.close()  # the manifest is closed: its tally (and any write failure) is final
         reported = result
         if not config.noreport:  # from the manifest: every input of the run, skipped too
