@@ -152,9 +152,9 @@ def input_entries(img_path, recursive=False, exclude=None):
     A folder gives its image and video files; a ``.txt`` file its listed paths (a ``.csv`` or
     ``.parquet`` table those of its 'path' column: a table without one is refused); a path
     that does not exist but contains a glob character (* ? [) the image and video files it
-    matches (``**`` spans folders); any other file is one input. Files inside ``exclude`` (the output folder)
-    are left out of folders and patterns. Raises InputError (one line) when there is nothing to
-    process, so the command can say so before any model loads.
+    matches (``**`` spans folders); any other file is one input. Files inside ``exclude``
+    (the output folder) are left out of folders and patterns. Raises InputError (one line)
+    when there is nothing to process, so the command can say so before any model loads.
     """
     if os.path.isdir(img_path):
         entries = _folder_entries(img_path, recursive, exclude)

@@ -106,8 +106,9 @@ def existing_clip_outputs(out_folder, name, config, previous):
 
 def finished_outputs(out_folder, name, config, previous=None):
     """--skip_existing: ({relative path: size}, faces, video) of an input whose requested
-    outputs are all intact (existing_clip_outputs for a video the previous run recorded, existing_outputs
-    otherwise; video, the manifest's video fields, is None for a photo), else None."""
+    outputs are all intact (existing_clip_outputs for a video the previous run recorded,
+    existing_outputs otherwise; video, the manifest's video fields, is None for a photo),
+    else None."""
     if previous is not None and 'frames' in previous:
         return existing_clip_outputs(out_folder, name, config, previous)
     found = existing_outputs(out_folder, name, config, previous)
