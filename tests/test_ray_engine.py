@@ -4,6 +4,7 @@ separate process; a worker killed partway loses and duplicates nothing; the loca
 imports Ray."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -220,9 +221,11 @@ def test_an_empty_address_starts_a_fresh_ray_whatever_a_stale_address_file_says(
     assert time.time() - start < 30
     assert auto.returncode == 2 and 'Traceback' not in auto.stderr
     errors = [line for line in auto.stderr.splitlines() if line.startswith('error: ')]
-    assert errors == ['error: cannot join Ray at auto (127.0.0.1:9): it does not answer '
-                      '(Connection refused); check the address and that the cluster is up, or '
-                      'leave --ray_address empty to start Ray for this run']
+    # Ray names the file's 127.0.0.1 by this machine's address
+    assert len(errors) == 1 and re.fullmatch(
+        r'error: cannot join Ray at auto \([0-9.]+:9\): it does not answer \(Connection refused\); '
+        r'check the address and that the cluster is up, or leave --ray_address empty to start '
+        r'Ray for this run', errors[0]), errors
 
 
 def test_joining_a_token_cluster_without_its_token_says_what_to_set(
@@ -248,9 +251,9 @@ def test_joining_a_token_cluster_without_its_token_says_what_to_set(
 
 def test_interrupted_ray_job_keeps_and_counts_the_rows_that_came_back(
         tmp_path, checkpoint_v2, flame_assets):
-    """Issue #18 case 5: SIGINT while 2 workers run 24 inputs, once 6 are written: every row
-    that came back is in the manifest and in the summary; only the inputs in flight (at most
-    two per worker) may have outputs that the manifest does not list."""
+    """Issue #18 case 5: SIGINT while 2 workers run 24 inputs, once 6 are written: the
+    workers write nothing more, the rows of what they wrote come back, and the manifest and
+    the summary list exactly the output sets on disk."""
     folder = tmp_path / 'in'
     folder.mkdir()
     bgr = cv2.resize(cv2.imread(IMAGE), (96, 96))
@@ -278,8 +281,8 @@ def test_interrupted_ray_job_keeps_and_counts_the_rows_that_came_back(
     rows = records(out)
     assert all(row['status'] == 'ok' for row in rows)
     listed = {os.path.basename(row['input'])[:-4] for row in rows}
-    assert len(rows) >= 2 and listed <= written()
-    assert len(written() - listed) <= 4, (sorted(written()), sorted(listed))
+    assert len(rows) >= 6 and listed == written() and len(rows) < 24
+    assert sorted(os.listdir(out / 'images')) == sorted(n + '.png' for n in listed)
     for row in rows:
         for rel, size in zip(row['outputs'], row['sizes']):
             assert os.path.getsize(os.path.join(str(out), rel)) == size

@@ -10,20 +10,24 @@ OUT/manifest.jsonl as they arrive, so an interrupted job keeps the rows that cam
 Images never pass through the driver. Ray is imported here only, and only for this engine.
 """
 import collections
+import contextlib
 import io
 import json
 import logging
 import os
 import queue
 import re
+import signal
 import socket
 import threading
+import time
 import types
 
 from util import ROOT
 from util.errors import one_line
 from util.io.cache import default_cache_dir
 from util.io.checkpoint_files import checkpoint_paths
+from util.io.no_follow import create_file, open_folder
 from util.io.shipped import file_digest, local_files
 from util.model.backend import load_backend
 from util.pipeline.inputs import Entry
@@ -38,6 +42,8 @@ CODE_EXCLUDES = ['/model', '/flame_model', '/tests', '/bench', '/docs',
                  '/RingNet_output', '__pycache__', '*.pyc']
 ROWS_PER_BATCH = 8  # inputs per actor call: enough to overlap writing with the next network
 # run; a worker that dies redoes at most this many (same names, same bytes)
+STOP_FILE = '.ringnet-stop'  # in OUT: the driver was interrupted; workers write nothing more
+DRAIN_SECONDS = 60  # after an interrupt, how long the driver waits for the rows in flight
 FILE_FLAGS = FLAME_FILE_KEYS + ('template_mesh',)  # the files besides the checkpoint
 
 
@@ -104,7 +110,7 @@ class RingNetWorker:
         def run():
             try:
                 self.pipeline.run(items, self.out_folder, err=io.StringIO(),
-                                  manifest=LineCollector(lines))
+                                  manifest=LineCollector(lines), stop=self._stopped)
             except BaseException as e:  # noqa: BLE001 - raised below, on Ray's thread
                 failure.append(e)
             finally:
@@ -119,8 +125,12 @@ class RingNetWorker:
         thread.join()
         if failure:
             raise failure[0]
-        if done != len(entries):  # interrupted: Ray runs the batch again
+        if done != len(entries) and not self._stopped():  # Ray runs the batch again
             raise RuntimeError('a worker stopped before finishing its batch')
+
+    def _stopped(self):
+        """Has the driver been interrupted (STOP_FILE in the output folder)?"""
+        return os.path.lexists(os.path.join(self.out_folder, STOP_FILE))
 
 
 class LineCollector:
@@ -246,6 +256,7 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
                              % e) from None
     logging.getLogger('ray.data').setLevel(logging.ERROR)
     counts, interrupted = collections.Counter(), False
+    stop = StopFile(out_folder)
     try:
         init_ray(ray_address(config.ray_address, os.environ),
                  {'working_dir': ROOT, 'excludes': CODE_EXCLUDES,
@@ -255,10 +266,12 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
         return RunResult(0, 0, True)
     try:
         context = ray.data.DataContext.get_current()
-        # rows come back as inputs finish (no waiting behind a slower earlier batch)
+        # rows come back as inputs finish: no waiting behind a slower earlier batch, and each
+        # yielded line its own block (Ray Data would otherwise gather a call's yields into
+        # blocks of up to 128 MB, sent when the call ends)
         context.execution_options.preserve_order = False
+        context.target_max_block_size = 1
         context.enable_progress_bars = progress
-        seen = set()  # a retried task (its worker died) may send a row again
         rows = [{'index': k, 'path': os.path.abspath(e.path), 'name': e.name,
                  'error': e.error or '',
                  'clash': os.path.abspath(refused[k].path) if k in refused else ''}
@@ -271,27 +284,111 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
                                    'out_folder': os.path.abspath(out_folder)},
             compute=ray.data.ActorPoolStrategy(size=worker_count(config)),
             num_cpus=config.ray_cpus_per_worker)
-        for batch in dataset.iter_batches(batch_size=None, batch_format='numpy'):
-            for index, line in zip(batch['index'], batch['line']):
-                if int(index) in seen:
-                    continue
-                seen.add(int(index))
-                record = json.loads(line)
-                manifest.write_line(line)
-                counts[record['status']] += 1
-                if record['error']:
-                    print('error: %s' % record['error'], file=err)
-                if record.get('note'):
-                    print('note: %s' % record['note'], file=err)
-            if getattr(manifest, 'error', None):  # it cannot take more lines: stop the job
-                break
-    except KeyboardInterrupt:
+        batches = pumped(dataset.iter_batches(batch_size=None, batch_format='numpy'))
+        seen = set()  # a retried task (its worker died) may send a row again
+        deadline = None
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                kind, batch = batches.get(timeout=0.2)
+                if kind == 'end':
+                    break
+                if kind == 'error':
+                    raise batch
+                with signals_held():  # a row is written and counted whole, or not at all
+                    take_rows(batch, seen, manifest, counts, err)
+                if getattr(manifest, 'error', None):  # it cannot take more lines: stop
+                    break
+            except queue.Empty:
+                continue
+            except KeyboardInterrupt:  # (only the first signal raises: see StopSignals)
+                # workers start nothing more; the rows of what they already wrote still come
+                interrupted = True
+                stop.request()
+                deadline = time.monotonic() + DRAIN_SECONDS
+    except KeyboardInterrupt:  # while setting the job up: no row has come yet
         interrupted = True
     except Exception as e:  # noqa: BLE001 - a job that cannot go on: one line, the rows done stand
         print('error: the Ray job stopped: %s' % one_line(e, last=True), file=err)
         counts['failed'] += len(entries) - sum(counts.values())
     finally:
         ray.shutdown()
+        stop.clear()
     return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted,
                      counts['partial'])
 
+
+def pumped(batches):
+    """A queue.Queue fed from the iterator ``batches`` on a thread of its own: ('batch', b)
+    for each, then ('end', None) or ('error', exception). The driver waits on the queue, so a
+    Ctrl-C interrupts the wait, never Ray's iterator (which would end it: the rows still on
+    their way would be lost)."""
+    out = queue.Queue()
+
+    def pump():
+        try:
+            for batch in batches:
+                out.put(('batch', batch))
+        except BaseException as e:  # noqa: BLE001 - handed to the driver's thread
+            out.put(('error', e))
+        else:
+            out.put(('end', None))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return out
+
+
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT and SIGTERM held back for the block (delivered at its end), where the
+    platform can."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, 'pthread_sigmask'):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def take_rows(batch, seen, manifest, counts, err):
+    """Append each manifest line of ``batch`` to ``manifest`` (once per input index), count
+    its status and print its error line (and a clip's note)."""
+    for index, line in zip(batch['index'], batch['line']):
+        if int(index) in seen:
+            continue
+        seen.add(int(index))
+        record = json.loads(line)
+        manifest.write_line(line)
+        counts[record['status']] += 1
+        if record['error']:
+            print('error: %s' % record['error'], file=err)
+        if record.get('note'):
+            print('note: %s' % record['note'], file=err)
+
+
+class StopFile:
+    """OUT/STOP_FILE, which tells the job's workers (on any machine: they all see OUT) to
+    write nothing more. A stale one (a killed driver's) is removed first; the run holds the
+    folder's lock, so no other job can be reading it."""
+
+    def __init__(self, out_folder):
+        self.out_folder = out_folder
+        self.clear()
+
+    def request(self):
+        with contextlib.suppress(OSError):
+            folder = open_folder(self.out_folder)
+            try:
+                os.close(create_file(STOP_FILE, folder, truncate=True))
+            finally:
+                os.close(folder)
+
+    def clear(self):
+        with contextlib.suppress(OSError):
+            folder = open_folder(self.out_folder)
+            try:
+                os.remove(STOP_FILE, dir_fd=folder)
+            finally:
+                os.close(folder)

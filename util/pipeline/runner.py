@@ -59,7 +59,7 @@ class Pipeline:
         self.backend = backend
         self.context = load_output_context(config, files, backend.n_vertices)
         self.video_codec = H264  # of the overlay videos
-        self._manifest = None  # run()'s, while it runs
+        self._manifest = self._stop = None  # run()'s, while it runs
         self.videos_written = 0  # overlay videos committed (the summary names their codec)
 
     def predict(self, frame):
@@ -83,7 +83,7 @@ class Pipeline:
             return list(self.save(picture, [self.predict(f) for f in picture.frames],
                                   staging, source))
 
-    def run(self, items, out_folder, err=sys.stderr, manifest=None, progress=None):
+    def run(self, items, out_folder, err=sys.stderr, manifest=None, progress=None, stop=None):
         """Process every picture of every item (util.pipeline.reading.Item) -> RunResult
         counting items (inputs): done (every output written) and failed.
 
@@ -96,10 +96,13 @@ class Pipeline:
         (util.pipeline.manifest.Manifest); ``progress`` advances per photo and per video
         frame. On KeyboardInterrupt the picture being written is finished (or rolled back, if
         it fails), a clip being read is dropped, then the run stops. Leftovers of a killed
-        earlier run into ``out_folder`` are cleaned up first.
+        earlier run into ``out_folder`` are cleaned up first. Once ``manifest`` has failed to
+        take a line (its ``error``), or ``stop()`` says so (a Ray job being interrupted),
+        nothing more is written: the items already written still get their lines, the others
+        none, and the run ends.
         """
         recover_staging(out_folder)
-        self._manifest = manifest
+        self._manifest, self._stop = manifest, stop
         counts = collections.Counter()  # item statuses, counted on the worker thread only
         names = NameClaims()  # 'a.jpg' and 'a.png' would write the same files
         interrupted = False
@@ -183,7 +186,7 @@ class Pipeline:
             try:
                 start = time.perf_counter()
                 for picture in clip.pictures:
-                    if recorder.stopped:  # writing a frame failed: the rest is not read
+                    if recorder.stopped or self._halted():  # the rest is not read
                         break
                     for frame in picture.frames:  # a track's files are a photo face's
                         names.claim('frame', frame.name, item.source)
@@ -201,15 +204,20 @@ class Pipeline:
             if not handed_over:  # interrupted, or closed by run(): nothing is committed
                 recorder.abort()
 
-    def _halted(self):
-        """Has the manifest failed to take a line (a full disk)? Then nothing more is
-        written: an output the manifest cannot list would not be known to the next run."""
-        return bool(getattr(self._manifest, 'error', None))
+    def _halted(self, record=None):
+        """Has the manifest failed to take a line (a full disk: an output it cannot list
+        would not be known to the next run), or has the run been asked to stop? Then nothing
+        more is written; ``record``, the item that wanted to write, gets no line."""
+        halted = bool(getattr(self._manifest, 'error', None)) or bool(self._stop and
+                                                                       self._stop())
+        if halted and record is not None:
+            record.halted = True
+        return halted
 
     def _add_frame(self, recorder, picture, preds, record, progress, err):
         """recorder.add() on the worker thread; a failure is reported and stops the clip
         (its frames so far are kept)."""
-        if self._halted():
+        if self._halted(record):
             return
         start = time.perf_counter()
         try:
@@ -224,7 +232,7 @@ class Pipeline:
 
     def _commit_clip(self, recorder, record, err, progress, expected):
         """The clip's outputs, all together (worker thread); the bar's frame count settles."""
-        if self._halted():
+        if self._halted(record):
             recorder.abort()
             return
         start = time.perf_counter()
@@ -245,7 +253,7 @@ class Pipeline:
 
     def _write(self, picture, preds, staging, record, err):
         """save() on the worker thread, noting the result in ``record``."""
-        if self._halted():
+        if self._halted(record):
             return
         start = time.perf_counter()
         try:
@@ -259,7 +267,7 @@ class Pipeline:
     def _finish(self, record, counts, manifest, progress):
         """The item is done: count it, append its manifest line, advance the bar (a clip's
         frames advanced it already)."""
-        if self._halted():  # the run stops: this item did not happen
+        if record.halted:  # the run stopped before its outputs: this item did not happen
             return
         status = record.status()
         counts[status] += 1
@@ -285,6 +293,7 @@ class ItemRecord:
         self.frames_with_face = 0  # of those, the frames where a face was found
         self.settings = None  # a video's util.pipeline.resume.clip_settings
         self.note = None  # a video's one-line note (a header's absurd frame rate)
+        self.halted = False  # the run stopped before this item's outputs were written
 
     def video(self):
         """The manifest's video fields ({'frames', 'frames_with_face', 'settings', and
