@@ -296,32 +296,37 @@ def get_config(argv=None):
     return fv
 
 
+# every integer and float flag: (lowest, highest, lowest allowed itself?); on top of these,
+# every numeric value must be finite (tests/test_flag_ranges.py: each numeric flag is here)
+NUMERIC_RANGES = {
+    'batch_size': (1, 1024, True), 'img_size': (1, 4096, True),
+    'pose_params': (0, 10000, True), 'shape_params': (0, 10000, True),
+    'expression_params': (0, 10000, True), 'max_pixels': (1, float('inf'), True),
+    'max_faces': (0, float('inf'), True), 'min_face_size': (0, float('inf'), True),
+    'every_n_frames': (1, float('inf'), True), 'max_frames': (0, float('inf'), True),
+    'smooth_min_cutoff': (0, float('inf'), False), 'smooth_beta': (0, float('inf'), True),
+    'smooth_d_cutoff': (0, float('inf'), False), 'ray_workers': (0, float('inf'), True),
+    'ray_cpus_per_worker': (1, float('inf'), True), 'ray_threads': (0, float('inf'), True)}
+
+
 def check_numeric_flags(fv):
     """Raise flags.Error (one line naming the flag) unless every numeric flag of ``fv`` is a
-    finite number in its range: nan and inf are refused here, before any file is read, like
-    any value no run can use. Every integer and float flag must have its range below."""
+    finite number in its NUMERIC_RANGES range: nan and inf are refused here, before any file
+    is read, like any value no run can use."""
     inf = float('inf')
-    ranges = {  # flag: (lowest, highest, lowest allowed itself?)
-        'batch_size': (1, 1024, True), 'img_size': (1, 4096, True),
-        'pose_params': (0, 10000, True), 'shape_params': (0, 10000, True),
-        'expression_params': (0, 10000, True), 'max_pixels': (1, inf, True),
-        'max_faces': (0, inf, True), 'min_face_size': (0, inf, True),
-        'every_n_frames': (1, inf, True), 'max_frames': (0, inf, True),
-        'smooth_min_cutoff': (0, inf, False), 'smooth_beta': (0, inf, True),
-        'smooth_d_cutoff': (0, inf, False), 'ray_workers': (0, inf, True),
-        'ray_cpus_per_worker': (1, inf, True), 'ray_threads': (0, inf, True)}
     for name in fv:
         value = fv[name].value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
-        low, high, closed = ranges[name]  # KeyError: a new numeric flag needs its range
+        low, high, closed = NUMERIC_RANGES.get(name, (-inf, inf, True))
         if (value == value and abs(value) != inf and (value >= low if closed else value > low)
                 and value <= high):
             continue
-        limits = ('at least %g' if closed else 'above %g') % low
+        limits = ('at least %g' if closed else 'above %g') % low if low != -inf else ''
         if high != inf:
             limits = 'from %g to %g' % (low, high) if closed else limits + ' and at most %g' % high
-        raise flags.Error('--%s=%s: must be a finite number, %s' % (name, value, limits))
+        raise flags.Error('--%s=%s: must be a finite number%s' % (name, value, (
+            ', ' + limits) if limits else ''))
 
 
 def default_config(**overrides):

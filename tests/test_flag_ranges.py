@@ -45,3 +45,7 @@ def test_values_in_range_pass(tmp_path):
     fv = config.get_config(['demo', '--smooth', '--smooth_beta=0', '--smooth_min_cutoff=1e-3',
                             '--batch_size=1024', '--max_pixels=1'])
     assert fv.smooth_beta == 0 and math.isclose(fv.smooth_min_cutoff, 1e-3)
+
+
+def test_every_numeric_flag_has_its_range():
+    assert set(NUMERIC) == set(config.NUMERIC_RANGES)

@@ -147,3 +147,32 @@ def test_check_writable_names_a_file_in_the_way_as_a_file(tmp_path):
     assert blocker.read_text() == 'a file'
     check_writable(str(tmp_path / 'new' / 'out'))                  # a new folder is made
     assert (tmp_path / 'new' / 'out').is_dir() and os.listdir(tmp_path / 'new' / 'out') == []
+
+
+def test_write_files_never_goes_through_a_link(tmp_path):
+    """util.io.atomic.write_files (the run report): a sub-folder that is a link is refused,
+    a file that is a link is replaced, not written through, and pruning removes links
+    themselves, never what they name."""
+    from util.io.atomic import write_files
+    from util.io.no_follow import LinkInside
+    out, elsewhere = tmp_path / 'out', tmp_path / 'elsewhere'
+    out.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / 'keep.txt').write_text('precious')
+    os.symlink(str(elsewhere), str(out / 'report'))
+    with pytest.raises(LinkInside, match='report: is a symbolic link'):
+        write_files(str(out), [('report/a.js', b'a')])
+    assert sorted(os.listdir(elsewhere)) == ['keep.txt']
+    os.remove(str(out / 'report'))
+    os.symlink(str(elsewhere / 'keep.txt'), str(out / 'page.html'))
+    with pytest.raises(LinkInside, match='page.html: is a symbolic link'):
+        write_files(str(out), [('page.html', b'<html>')])
+    assert (elsewhere / 'keep.txt').read_text() == 'precious'
+    (out / 'report' / 'old').mkdir(parents=True)
+    os.symlink(str(elsewhere), str(out / 'report' / 'old' / 'link'))
+    os.symlink(str(elsewhere / 'keep.txt'), str(out / 'report' / 'file-link'))
+    assert write_files(str(out), [('report/new.js', b'n')], prune=['report']) == 1
+    assert files_under(out / 'report') == ['new.js']  # the link to a file removed, itself
+    assert (out / 'report' / 'old' / 'link').is_symlink()  # one to a folder is left as it is
+    assert sorted(os.listdir(elsewhere)) == ['keep.txt']
+    assert (elsewhere / 'keep.txt').read_text() == 'precious'

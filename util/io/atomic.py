@@ -39,31 +39,73 @@ def atomic_path(path):
 
 def write_files(out_folder, items, prune=()):
     """Write a stream of (relative '/'-separated path, bytes or None) under ``out_folder``,
-    each file atomically (atomic_path) as it comes; None keeps the file that is there. Then
-    remove every other file (and emptied folder) under the sub-folders ``prune``: what an
-    earlier set left there. -> the number of files written. Rewriting the same bytes
-    replaces nothing a reader sees; a file missing for a None is an error (OSError)."""
+    each file atomically as it comes (a temporary beside it, renamed); None keeps the file
+    that is there. Then remove every other file (and emptied folder) under the sub-folders
+    ``prune``: what an earlier set left there. -> the number of files written. Rewriting the
+    same bytes replaces nothing a reader sees; a file missing for a None is an error
+    (OSError). No link inside ``out_folder`` is followed (util.io.no_follow): one on the way
+    is util.io.no_follow.LinkInside, and pruning removes a link itself, never what it names."""
     keep, written = set(), 0
-    for rel, data in items:
-        path = os.path.join(out_folder, *rel.split('/'))
-        keep.add(os.path.normpath(path))
-        if data is None:
-            if not os.path.isfile(path):
-                raise OSError(errno.ENOENT, 'kept file is not there', path)
-            continue
-        with atomic_path(path) as tmp, open(tmp, 'wb') as fh:
-            fh.write(data)
-        written += 1
-    for sub in prune:
-        top = os.path.join(out_folder, sub)
-        for folder, _, names in os.walk(top, topdown=False):
-            for name in names:
-                path = os.path.normpath(os.path.join(folder, name))
-                if path not in keep:
-                    os.remove(path)
-            if folder != top and not os.listdir(folder):
-                os.rmdir(folder)
+    out_fd = open_folder(out_folder)
+    try:
+        for rel, data in items:
+            parts = tuple(p for p in rel.split('/') if p)
+            keep.add(parts)
+            path = os.path.join(out_folder, *parts)
+            folder = open_below(out_fd, os.sep.join(parts[:-1]), out_folder)
+            try:
+                if data is None:
+                    if not _is_file(parts[-1], folder):
+                        raise OSError(errno.ENOENT, 'kept file is not there', path)
+                    continue
+                if is_link(parts[-1], folder):
+                    raise link_error(path)
+                base, ext = os.path.splitext(parts[-1])
+                tmp = '.%s.%s.tmp%s' % (base, uuid.uuid4().hex[:12], ext)
+                try:
+                    with os.fdopen(create_file(tmp, folder), 'wb') as fh:
+                        fh.write(data)
+                    os.replace(tmp, parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
+                except BaseException:
+                    _remove(tmp, folder)
+                    raise
+            finally:
+                os.close(folder)
+            written += 1
+        for sub in prune:
+            _prune(out_fd, tuple(p for p in sub.split('/') if p), keep)
+    finally:
+        os.close(out_fd)
     return written
+
+
+def _prune(out_fd, sub, keep):
+    """Remove every file under the folder ``sub`` (a tuple of parts) of ``out_fd`` whose parts
+    are not in ``keep``, then the folders below it left empty; links are removed, not
+    followed."""
+    try:
+        top = open_below(out_fd, os.sep.join(sub), create=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        for dirpath, dirnames, filenames, dir_fd in os.fwalk('.', dir_fd=top, topdown=False):
+            here = sub + tuple(p for p in dirpath.split(os.sep) if p not in ('', '.'))
+            for name in filenames:
+                if here + (name,) not in keep:
+                    _remove(name, dir_fd)
+            for name in dirnames:  # already pruned below (bottom-up): gone if empty
+                with contextlib.suppress(OSError):
+                    os.rmdir(name, dir_fd=dir_fd)
+    finally:
+        os.close(top)
+
+
+def _is_file(name, dir_fd):
+    """Is ``name`` in the folder ``dir_fd`` a regular file (not a link)?"""
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 STAGING_FOLDER = '.ringnet-partial'
