@@ -50,7 +50,10 @@ def test_memory_running_out_while_loading_flame_is_not_a_corrupt_file(tmp_path, 
 
 TF_DRIVER = LIMIT + r'''
 import sys
+import numpy as np
 import demo
+import util.pipeline.command  # noqa: F401 - all the command imports before TensorFlow
+np.ones((64, 64)) @ np.ones((64, 64))  # OpenBLAS sets its buffers up first (it aborts if not)
 limit(100 << 20)  # far less than TensorFlow's libraries map
 sys.exit(demo.main(['demo'] + sys.argv[1:]))
 '''
