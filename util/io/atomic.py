@@ -13,6 +13,7 @@ import socket
 import stat
 import uuid
 
+from util.io.lock import process_alive
 from util.io.no_follow import create_file, fd_path, is_link, link_error, open_below, open_folder
 
 
@@ -141,17 +142,6 @@ def check_writable(folder):
                       % (folder, exc.strerror or exc)) from exc
 
 
-def _alive(pid):
-    """Is process ``pid`` running on this machine?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def _remove(name, dir_fd=None):
     with contextlib.suppress(FileNotFoundError):
         os.remove(name, dir_fd=dir_fd)
@@ -222,7 +212,7 @@ def recover_staging(out_folder):
             for name in sorted(os.listdir(root_fd)):
                 owner_host, _, rest = name.rpartition('@')
                 pid = rest.split('-')[0]
-                if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+                if owner_host != host or not pid.isdigit() or process_alive(int(pid)):
                     continue
                 try:
                     folder_fd = open_below(root_fd, name, create=False)

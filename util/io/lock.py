@@ -37,7 +37,7 @@ class FolderInUse(OSError):
         return self.strerror  # the line itself, without OSError's '[Errno 16]'
 
 
-def _alive(pid):
+def process_alive(pid):
     """Is process ``pid`` running on this machine?"""
     try:
         os.kill(pid, 0)
@@ -137,7 +137,7 @@ def hold_folder(folder, note=None):
             raise FolderInUse(errno.EBUSY, '%s: locked by %s; if that run is over, delete %s '
                               'and run again' % (folder, _describe(holder), path))
         if holder and holder['pid'] != pid:
-            if held is None and _alive(holder['pid']):  # no flock here: the pid decides
+            if held is None and process_alive(holder['pid']):  # no flock here: the pid decides
                 raise FolderInUse(errno.EBUSY, '%s: in use by %s; wait for that run to end or '
                                   'choose another --out_folder' % (folder, _describe(holder)))
             if note is not None:
