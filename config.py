@@ -121,10 +121,10 @@ def build_flags(flag_values=None):
                          "otherwise; other lines always pass) and its info and warning logs "
                          "(otherwise TF_CPP_MIN_LOG_LEVEL=2 unless you set it)", flag_values=fv)
     flags.DEFINE_enum('backend', 'auto', list(BACKENDS),
-                      'Network runtime. tf: TensorFlow. onnx: ONNX Runtime, converting the '
-                      'checkpoint once (about 40 s, verified against TensorFlow, cached) and then '
-                      'starting without TensorFlow. auto: onnx if a verified conversion of this '
-                      'checkpoint is cached, else tf (it converts only for --precision=int8)',
+                      'Network runtime. auto (and onnx): ONNX Runtime, converting the checkpoint '
+                      'once (about 10 s, verified against TensorFlow, cached), then starting '
+                      'without TensorFlow; if that cannot be done, one line and TensorFlow. '
+                      'tf: TensorFlow running the original graph (the reference)',
                       flag_values=fv)
     flags.DEFINE_enum('precision', 'fp32', list(PRECISIONS),
                       'int8: quantize the image encoder (ONNX Runtime; the FLAME decoder stays '

@@ -20,6 +20,7 @@ class TemplateBackend:
     prediction and a fixed camera: images (N,S,S,3) -> vertices (N,V,3), theta (N,159)."""
     image_size = 224
     n_theta = 159
+    label = 'stand-in'
 
     def __init__(self, template):
         self.template = template  # (V,3) float32

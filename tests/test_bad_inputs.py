@@ -18,6 +18,7 @@ from PIL import Image
 
 from output_sets import ALL_OUTPUT_FLAGS, files_under, outputs_of
 from util.io.image_io import ImageError, load_image
+from summary_line import without_speed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -127,7 +128,7 @@ def test_corpus_folder(corpus, tmp_path, checkpoint_v2, flame_assets):
         [line] = [e for e in errors if os.path.join(str(corpus), name) in e]
         assert reason in line, line
     assert files_under(out) == outputs_of(*GOOD)
-    summary = proc.stdout.strip().splitlines()[-1]
+    summary = without_speed(proc.stdout.strip().splitlines()[-1])
     assert summary == '%d of %d input(s) done, outputs in %s' % (len(GOOD), len(GOOD) + len(BAD),
                                                                  out)
     # names written into the textured OBJ/MTL are whole lines
@@ -219,7 +220,7 @@ def test_nothing_done_names_no_folder(tmp_path, checkpoint_v2, flame_assets):
     proc = run_demo(['--img_path', str(folder), '--out_folder', str(out)]
                     + model_args(checkpoint_v2, flame_assets))
     assert proc.returncode == 1
-    assert proc.stdout.strip().splitlines()[-1] == '0 of 2 input(s) done'
+    assert without_speed(proc.stdout.strip().splitlines()[-1]) == '0 of 2 input(s) done'
     assert files_under(out) == ['manifest.jsonl']  # the record of what failed, nothing else
     with open(out / 'manifest.jsonl') as fh:
         lines = [json.loads(line) for line in fh]

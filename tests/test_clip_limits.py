@@ -13,6 +13,7 @@ cv2 = pytest.importorskip('cv2')
 
 from output_sets import files_under  # noqa: E402
 from test_detect import _paste_head, _smooth_noise  # noqa: E402
+from summary_line import without_speed
 
 
 def write_clip(path, frames, fps=25.0):
@@ -109,6 +110,6 @@ def test_a_clip_that_loses_the_face_says_in_how_many_frames_it_was_found(tmp_pat
     assert (record['status'], record['frames'], record['frames_with_face']) == ('ok', 40, 25)
     found = np.load(str(out / 'params' / 'talk.npz'))['found']
     assert found.tolist() == [k % 8 < 5 for k in range(40)]
-    [summary] = stdout.splitlines()
+    [summary] = without_speed(stdout).splitlines()
     assert summary.startswith('1 of 1 input(s) done, outputs in %s' % out)
     assert summary.endswith('; face found in 25 of 40 frames (%s)' % clip)

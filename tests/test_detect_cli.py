@@ -12,6 +12,7 @@ import pytest
 from output_sets import files_under
 from test_detect import _paste_head, _smooth_noise
 from util.io.mesh_io import read_obj
+from summary_line import without_speed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,7 +117,7 @@ def test_no_face_and_too_small_are_one_line_failures(detect_run):
     assert errors == ['error: %s: no face found' % (folder / 'empty.png'),
                       'error: %s: no face found of at least 40 px (1 smaller; see '
                       '--min_face_size)' % (folder / 'small.png')]
-    assert proc.stdout.strip().splitlines()[-1] == '1 of 3 input(s) done, outputs in %s' % out
+    assert without_speed(proc.stdout.strip().splitlines()[-1]) == '1 of 3 input(s) done, outputs in %s' % out
     records = [json.loads(line) for line in open(out / 'manifest.jsonl')]
     assert [(os.path.basename(r['input']), r['status'], r['faces']) for r in records] == [
         ('empty.png', 'failed', 0), ('group.png', 'ok', 3), ('small.png', 'failed', 0)]

@@ -16,6 +16,7 @@ import pytest
 
 from output_sets import files_under
 from util.pipeline.inputs import Entry, InputError, clashing, input_entries
+from summary_line import without_speed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -373,7 +374,7 @@ def test_a_table_row_without_a_path_is_one_error_line(tmp_path, stand_in):
         assert status == 1, stderr
         assert [line for line in stderr.splitlines() if line.startswith('error')] == [
             "error: %s row 2: no path in its 'path' column (%s)" % (tmp_path / table, kind)]
-        assert stdout.splitlines() == ['2 of 3 input(s) done, outputs in %s' % out]
+        assert without_speed(stdout).splitlines() == ['2 of 3 input(s) done, outputs in %s' % out]
         records = [json.loads(line) for line in open(out / 'manifest.jsonl')]
         assert [(r['input'], r['status']) for r in records] == [
             (str(tmp_path / 'a.png'), 'ok'), ('%s row 2' % (tmp_path / table), 'failed'),

@@ -36,6 +36,7 @@ def replace(src, dst, **kw):  # the pipeline renames between folder descriptors
 
 os.replace = replace
 import demo
+from summary_line import without_speed
 sys.exit(demo.main(['demo'] + sys.argv[3:]))
 '''
 
@@ -75,7 +76,7 @@ def test_signal_in_the_rename_window_finishes_that_image(tmp_path, run_args, sig
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == status, stderr
     assert 'Traceback' not in stderr
-    assert stdout.strip().splitlines()[-1] == \
+    assert without_speed(stdout.strip().splitlines()[-1]) == \
         '2 of 3 input(s) done, outputs in %s; interrupted' % out
     assert files_under(out) == outputs_of('a', 'b')  # b finished, c never started writing
     summary = json.loads((out / 'run.json').read_text())  # the report of what was done
@@ -139,7 +140,7 @@ def test_rerun_with_skip_existing_does_only_the_rest(tmp_path, run_args):
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert log.read_text().split() == ['c']  # the network ran for the missing input only
-    assert rerun.stdout.strip().splitlines()[-1] == \
+    assert without_speed(rerun.stdout.strip().splitlines()[-1]) == \
         '1 of 3 input(s) done, 2 skipped (outputs already there), outputs in %s' % out
     assert files_under(out) == outputs_of('a', 'b', 'c')  # no partial file anywhere
     assert all(os.stat(os.path.join(str(out), p)).st_mtime_ns == t for p, t in before.items())
@@ -224,7 +225,7 @@ def test_interrupted_clip_leaves_no_output_and_is_done_by_the_rerun(tmp_path, ch
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert 'Traceback' not in stderr
-    assert stdout.strip().splitlines()[-1] == '0 of 1 input(s) done; interrupted'
+    assert without_speed(stdout.strip().splitlines()[-1]) == '0 of 1 input(s) done; interrupted'
     assert files_under(out) == ['manifest.jsonl'] and manifest_records(out) == []
 
     rerun = subprocess.run([sys.executable, '-m', 'demo'] + args + ['--skip_existing'],
@@ -280,6 +281,6 @@ def test_a_frame_that_cannot_be_written_cuts_the_clip_short_and_the_batch_goes_o
     track = np.load(str(out / 'params' / 'a.npz'))
     assert track['frame'].tolist() == list(range(5))
     assert sorted(os.listdir(out / 'mesh' / 'a')) == ['%06d.obj' % k for k in range(5)]
-    assert proc.stdout.strip().splitlines()[-1].startswith(
+    assert without_speed(proc.stdout.strip().splitlines()[-1]).startswith(
         '1 of 2 input(s) done, 1 cut short (their frames kept), outputs in ')
     assert not (out / '.ringnet-partial').exists()

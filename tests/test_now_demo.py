@@ -15,6 +15,7 @@ from util.face.detect import Face
 from util.face.framing import celeba_box
 from util.pipeline.now_inputs import now_frame
 from util.pipeline.reading import face_frames
+from summary_line import without_speed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,7 +34,7 @@ def test_now_predictions_end_to_end(tmp_path, flame_assets):
     proc = run('demo', ['--demo', '--now_dataset', now, '--now_split', 'val', '--out_folder',
                         pred, '--save_flame_parameters'], cache_dir)
     assert proc.returncode == 0, proc.stderr
-    summary = proc.stdout.strip().splitlines()[-1]
+    summary = without_speed(proc.stdout.strip().splitlines()[-1])
     # the last subject's selfie box lies on the background (tests/make_fake_now.py)
     assert summary.startswith("8 of 8 input(s) done, 1 framed from NoW's face box"), summary
     manifest = [json.loads(line) for line in open(os.path.join(pred, 'manifest.jsonl'))]

@@ -81,6 +81,43 @@ PROBE = ("import sys, demo\n"
          "print(rc, 'tensorflow' in sys.modules)\n")
 
 
+def test_auto_converts_once_and_no_run_imports_tensorflow(checkpoint_v2, flame_assets,
+                                                          tmp_path):
+    """--backend=auto (the default) converts on first use, in a child process: neither the
+    cold run nor the warm one imports TensorFlow itself."""
+    env = dict(os.environ, RINGNET_CACHE_DIR=str(tmp_path / 'fresh'))
+    runs = []
+    for name in ('cold', 'warm'):
+        argv = (['demo', '--img_path', IMAGE, '--out_folder', str(tmp_path / name)]
+                + model_args(checkpoint_v2, flame_assets) + ALL)
+        runs.append(subprocess.run([sys.executable, '-c', PROBE % (argv,)], cwd=ROOT, env=env,
+                                   capture_output=True, text=True, timeout=300))
+    cold, warm = runs
+    assert cold.stdout.split()[-2:] == ['0', 'False'], cold.stderr[-2000:]
+    assert warm.stdout.split()[-2:] == ['0', 'False'], warm.stderr[-2000:]
+    assert cold.stderr.count('converting the checkpoint for ONNX Runtime, once') == 1
+    assert 'converting' not in warm.stderr
+    for run in (cold, warm):  # the summary names what ran
+        assert 'images/s, ONNX Runtime fp32)' in run.stdout.splitlines()[-2]
+
+
+def test_a_batch_equals_its_images_one_by_one(checkpoint_v2, cache, tmp_path):
+    """The converted graph's batch dimension is free: a batch of N gives each image what it
+    gets alone (theta within 1e-5), for fp32 and int8."""
+    assert load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache)).fixed_batch is None
+    own = copy_cache(cache, tmp_path)
+    images = np.random.default_rng(5).uniform(-1, 1, (5, 224, 224, 3)).astype(np.float32)
+    for precision in ('fp32', 'int8'):
+        backend = load_backend(checkpoint_v2, backend='onnx', precision=precision,
+                               cache_dir=str(own))
+        verts, theta = backend.predict(images)
+        assert verts.shape == (5, backend.n_vertices, 3) and theta.shape == (5, 159)
+        for k, image in enumerate(images):
+            v1, t1 = backend.predict(image[None])
+            assert np.abs(theta[k] - t1[0]).max() <= 1e-5, precision
+            assert np.abs(verts[k] - v1[0]).max() <= 1e-5, precision
+
+
 def test_a_cached_conversion_runs_without_tensorflow(checkpoint_v2, flame_assets, cache,
                                                      tmp_path):
     load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))  # cached (or converted)
@@ -183,30 +220,75 @@ def test_int8_reports_its_error_and_is_refused_beyond_the_limit(checkpoint_v2, c
 def test_an_unusable_cache_or_a_failing_conversion_runs_on_tensorflow(checkpoint_v2, tmp_path,
                                                                       monkeypatch):
     from util.model.tf_backend import RingNet_inference
-    from util.model import onnx_convert
+    from util.model import conversion_cache
     blocked = tmp_path / 'a_file'
     blocked.write_text('not a folder')  # nothing can be created below it
     said = []
     backend = load_backend(checkpoint_v2, backend='auto', cache_dir=str(blocked),
                            say=said.append)
-    assert isinstance(backend, RingNet_inference) and said == []  # auto: quietly TF
+    assert isinstance(backend, RingNet_inference)
+    assert len(said) == 1 and said[0].startswith('error: ') and 'Not a directory' in said[0]
+    assert said[0].endswith('; running on TensorFlow')
 
-    def broken(net):
+    def broken(load_path, path):
         raise RuntimeError('tf2onnx failed\nsecond line')
-    monkeypatch.setattr(onnx_convert, 'to_onnx', broken)
-    backend = load_backend(checkpoint_v2, backend='onnx', cache_dir=str(tmp_path / 'c'),
+    monkeypatch.setattr(conversion_cache, 'run_converter', broken)
+    said.clear()
+    backend = load_backend(checkpoint_v2, backend='auto', cache_dir=str(tmp_path / 'c'),
                            say=said.append)
     assert isinstance(backend, RingNet_inference)
     assert said[-1] == ('error: %s: the ONNX conversion failed (RuntimeError: tf2onnx failed); '
                         'running on TensorFlow' % checkpoint_v2)
 
 
+def test_a_conversion_that_differs_from_tensorflow_is_refused(checkpoint_v2, tmp_path,
+                                                              monkeypatch):
+    """The real conversion, its measured errors made worse than the limit: refused in one
+    line, TensorFlow runs, nothing is cached."""
+    from util.model.tf_backend import RingNet_inference
+    from util.model import conversion_cache
+    real = conversion_cache.run_converter
+
+    def differing(load_path, path):
+        record = real(load_path, path)
+        record['errors_vs_tf']['vertices_max_m'] = 2e-5
+        return record
+    monkeypatch.setattr(conversion_cache, 'run_converter', differing)
+    said = []
+    backend = load_backend(checkpoint_v2, backend='auto', cache_dir=str(tmp_path / 'c'),
+                           say=said.append)
+    assert isinstance(backend, RingNet_inference)
+    assert said[0].startswith('converting the checkpoint')
+    assert said[1:] == ['error: %s: the ONNX conversion differs from TensorFlow (theta max '
+                        '%s, vertices max 0.020 mm, mean %s mm); refused, running on TensorFlow'
+                        % (checkpoint_v2, said[1].split('theta max ')[1].split(',')[0],
+                           said[1].split('mean ')[1].split(' mm')[0])]
+    entry = ConversionCache(checkpoint_v2, str(tmp_path / 'c'))
+    assert entry.record('fp32') is None and entry.model_file('fp32') is None
+    assert not [n for n in os.listdir(entry.folder) if n.endswith('.onnx')]
+
+
+def test_the_converter_names_a_checkpoint_it_cannot_load(checkpoint_v2, tmp_path):
+    """The child process's failure comes back as its own one line."""
+    from util.model.conversion_cache import run_converter
+    broken = tmp_path / 'ring_6_68641'
+    for suffix in ('.index', '.data-00000-of-00001'):
+        shutil.copy(checkpoint_v2 + suffix, str(broken) + suffix)
+    with open(checkpoint_v2 + '.meta', 'rb') as fh:
+        (tmp_path / 'ring_6_68641.meta').write_bytes(fh.read()[:1000])
+    with pytest.raises(RuntimeError) as info:
+        run_converter(str(broken), str(tmp_path / 'out.onnx'))
+    message = str(info.value)
+    assert '\n' not in message and str(broken) + '.meta' in message, message
+    assert not (tmp_path / 'out.onnx').exists()
+
+
 def test_a_nan_error_is_never_within_the_limit(checkpoint_v2, cache, tmp_path, monkeypatch):
-    from util.model import onnx_convert
+    from util.model import conversion_cache
     from util.model.onnx_backend import OnnxBackend
     load_backend(checkpoint_v2, backend='onnx', cache_dir=str(cache))
     own = copy_cache(cache, tmp_path)
-    monkeypatch.setattr(onnx_convert, 'compare', lambda a, b, images: {
+    monkeypatch.setattr(conversion_cache, 'compare', lambda a, b, images: {
         'theta_max': 0.0, 'vertices_max_m': float('nan'), 'vertices_mean_m': 0.0})
     said = []
     backend = load_backend(checkpoint_v2, backend='onnx', precision='int8', cache_dir=str(own),

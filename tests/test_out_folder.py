@@ -16,6 +16,7 @@ import pytest
 
 from output_sets import files_under
 from stand_in import result
+from summary_line import without_speed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -95,7 +96,7 @@ def test_two_runs_into_one_folder_one_runs_the_other_is_refused_20_times(
                                                            re.escape(HOST)), stderr), stderr
         status, stdout, stderr, loaded = result(procs[won], base)
         assert status == 0 and loaded, stderr
-        assert stdout.splitlines() == ['1 of 1 input(s) done, outputs in %s' % out]
+        assert without_speed(stdout).splitlines() == ['1 of 1 input(s) done, outputs in %s' % out]
         records = manifest(out)
         assert [os.path.basename(r['input']) for r in records] == [
             n + '.png' for n in sets[won]]
@@ -180,7 +181,7 @@ def test_a_link_made_during_the_run_is_not_followed(tmp_path, children, images):
             'folder; remove the link or choose another --out_folder)' % (out / 'mesh'))
     assert error_lines(stderr) == ['error: %s: %s' % (images / n, rule) for n in ('a.png',
                                                                                    'b.png')]
-    assert stdout.splitlines() == ['0 of 2 input(s) done']
+    assert without_speed(stdout).splitlines() == ['0 of 2 input(s) done']
     assert files_under(tmp_path / 'elsewhere') == []
     assert files_under(out) == ['manifest.jsonl']  # the link's name is not a file
     assert [r['status'] for r in manifest(out)] == ['failed', 'failed']
@@ -229,7 +230,7 @@ def test_a_full_disk_while_writing_the_manifest_stops_the_run_with_a_true_summar
         'error: %s: cannot write the run manifest (No space left on device); it lists the first '
         '1 input(s) of this run and the run stops' % (out / 'manifest.jsonl')]
     # b's outputs were written before its line failed; c never started
-    assert stdout.splitlines() == ['2 of 3 input(s) done, outputs in %s; stopped: the manifest '
+    assert without_speed(stdout).splitlines() == ['2 of 3 input(s) done, outputs in %s; stopped: the manifest '
                                    'could not be written' % out]
     records = manifest(out)  # whole lines only: the half line was cut off again
     assert [os.path.basename(r['input']) for r in records] == ['a.png']
@@ -246,7 +247,7 @@ def test_a_full_disk_when_the_manifest_closes_is_one_line_and_exit_1(tmp_path, c
     assert error_lines(stderr) == [
         'error: %s: cannot finish writing the run manifest (No space left on device); its last '
         'lines may be lost' % (out / 'manifest.jsonl')]
-    assert stdout.splitlines() == ['2 of 2 input(s) done, outputs in %s; stopped: the manifest '
+    assert without_speed(stdout).splitlines() == ['2 of 2 input(s) done, outputs in %s; stopped: the manifest '
                                    'could not be written' % out]
     assert [r['status'] for r in manifest(out)] == ['ok', 'ok']  # the lines it had written
 
@@ -260,7 +261,7 @@ def test_skip_existing_redoes_an_input_whose_output_was_cut_short(tmp_path, chil
     status, stdout, stderr, loaded = children.run(
         args(out, 'a', 'b', images=images, extra=['--skip_existing']), tmp_path)
     assert status == 0 and loaded, stderr
-    assert stdout.splitlines() == ['1 of 2 input(s) done, 1 skipped (outputs already there), '
+    assert without_speed(stdout).splitlines() == ['1 of 2 input(s) done, 1 skipped (outputs already there), '
                                    'outputs in %s' % out]
     assert [(os.path.basename(r['input']), r['status']) for r in manifest(out)] == [
         ('b.png', 'skipped'), ('a.png', 'ok')]  # the skipped lines come first

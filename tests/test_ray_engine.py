@@ -14,6 +14,7 @@ import cv2
 import pytest
 
 from output_sets import files_under
+from summary_line import without_speed
 
 ray = pytest.importorskip('ray')  # requirements-ray.txt; CI installs it
 
@@ -213,7 +214,7 @@ def test_an_empty_address_starts_a_fresh_ray_whatever_a_stale_address_file_says(
     proc = run(command(inputs / 'img0.png', out, checkpoint_v2, flame_assets,
                        '--engine=ray', '--ray_workers=1'), env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == '1 of 1 input(s) done, outputs in %s' % out
+    assert without_speed(proc.stdout.strip().splitlines()[-1]) == '1 of 1 input(s) done, outputs in %s' % out
 
     start = time.time()
     auto = run(command(inputs / 'img0.png', tmp_path / 'auto', checkpoint_v2, flame_assets,
@@ -286,5 +287,5 @@ def test_interrupted_ray_job_keeps_and_counts_the_rows_that_came_back(
     for row in rows:
         for rel, size in zip(row['outputs'], row['sizes']):
             assert os.path.getsize(os.path.join(str(out), rel)) == size
-    assert stdout.strip().splitlines()[-1] == \
+    assert without_speed(stdout.strip().splitlines()[-1]) == \
         '%d of 24 input(s) done, outputs in %s; interrupted' % (len(rows), out)

@@ -23,6 +23,7 @@ av = pytest.importorskip('av')
 
 from output_sets import files_under  # noqa: E402
 from test_detect import _paste_head, _smooth_noise  # noqa: E402
+from summary_line import without_speed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -372,7 +373,7 @@ def test_overlay_video_has_the_clips_frames_rate_and_size(clip, clip_run, decode
     assert len(frames) == N_FRAMES
     assert rate == in_rate == FPS
     assert frames[0].shape == (HEIGHT, WIDTH, 3)
-    summary = proc.stdout.strip().splitlines()[-1]
+    summary = without_speed(proc.stdout.strip().splitlines()[-1])
     assert summary.startswith('1 of 1 input(s) done, outputs in %s, overlay videos in ' % out)
     assert CODEC_NAMES[summary.rsplit(' in ', 1)[1]] == codec
     # frame k is input frame k (in order, none dropped or doubled): outside the mesh it is
@@ -439,7 +440,7 @@ def test_folder_of_an_image_and_a_video(mixed_run):
     expected = (['images/x.png', 'manifest.jsonl', 'mesh/x.obj', 'params/clip.npz',
                  'video/clip.mp4'] + ['mesh/clip/%06d.obj' % k for k in KEPT])
     assert files_under(out) == sorted(expected)
-    assert proc.stdout.strip().splitlines()[-1].startswith(
+    assert without_speed(proc.stdout.strip().splitlines()[-1]).startswith(
         '2 of 2 input(s) done, outputs in %s, overlay videos in ' % out)
     panel = cv2.imread(str(out / 'images' / 'x.png'))
     assert panel.shape == (HEIGHT, 4 * WIDTH, 3)
@@ -458,7 +459,7 @@ def test_skip_existing_reuses_a_finished_clip(mixed_run, tmp_path):
                       '--every_n_frames', 7, '--max_frames', 5, '--save_obj_file',
                       '--skip_existing', '--load_path', tmp_path / 'no_such_checkpoint'])
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert rerun.stdout.strip().splitlines()[-1] == (
+    assert without_speed(rerun.stdout.strip().splitlines()[-1]) == (
         '0 of 1 input(s) done, 1 skipped (outputs already there), outputs in %s' % out)
     after = {p: os.stat(out / p).st_mtime_ns for p in files_under(out) if p != 'manifest.jsonl'}
     assert after == before
@@ -524,7 +525,7 @@ def test_bad_videos_fail_one_line_each_and_the_batch_goes_on(bad_run):
         ('good.png', 'ok')]
     assert records[1]['frames'] == n_cut
     assert records[0]['outputs'] == records[2]['outputs'] == []
-    assert proc.stdout.strip().splitlines()[-1].startswith(
+    assert without_speed(proc.stdout.strip().splitlines()[-1]).startswith(
         '1 of 4 input(s) done, 1 cut short (their frames kept), outputs in %s' % out)
 
 

@@ -3,6 +3,7 @@ line's flags and --help can name them without loading the network code)."""
 
 BACKENDS = ('auto', 'tf', 'onnx')
 PRECISIONS = ('fp32', 'int8')
+TF_LABEL = 'TensorFlow'  # what the run's summary calls the TensorFlow backend
 
 
 def check_choice(backend, precision):

@@ -25,9 +25,11 @@ def _dim(value):
 class OnnxBackend:
     """path: a .onnx file written by util.model.onnx_convert; threads: intra-op threads (0: ORT's
     default, one per physical core); providers: ONNX Runtime execution providers, best first
-    (default: CUDA when this onnxruntime build has it, then CPU)."""
+    (default: CUDA when this onnxruntime build has it, then CPU); label: what the run's summary
+    calls it; one_by_one: run image by image even if the batch dimension is free (a batch
+    that was not verified)."""
 
-    def __init__(self, path, threads=0, providers=None):
+    def __init__(self, path, threads=0, providers=None, label='ONNX Runtime', one_by_one=False):
         import onnxruntime as ort  # only this backend needs it
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
@@ -48,12 +50,13 @@ class OnnxBackend:
                                  % (path, sorted(outputs), len(inputs)))
         self.input_name = inputs[0].name
         batch, height, width, _ = (_dim(d) for d in inputs[0].shape)
-        self.fixed_batch = batch
+        self.fixed_batch = 1 if one_by_one else batch
         self.image_size = height if height is not None and height == width else None
         self.n_theta = int(outputs[THETA][-1])
         self.n_vertices = int(outputs[VERTICES][1])
         self.providers = self.session.get_providers()
         self.path = path
+        self.label = label + (' CUDA' if self.providers[0] == 'CUDAExecutionProvider' else '')
 
     def predict(self, images, get_parameters=True):
         """images (N, S, S, 3) float in [-1, 1] -> (vertices (N, V, 3) float32, theta (N, T)

@@ -14,6 +14,7 @@ from util.io.checkpoint_files import (RINGNET_SOURCE, RINGNET_WHAT, CheckpointFi
                                       data_shards, missing_checkpoint_files, missing_line,
                                       resolve_prefix)
 from util.io.stderr_filter import tensorflow_start_filtered
+from util.model.choices import TF_LABEL
 
 with tensorflow_start_filtered():  # its C++ start-up notices; errors still show
     import tensorflow as tf
@@ -170,6 +171,8 @@ class RingNet_inference:
     the graph's batch size is not fixed; the original's is 1). ``sess``: run in this session's
     graph instead of a new one (the model is imported under a name scope).
     """
+
+    label = TF_LABEL
 
     def __init__(self, config, sess=None):
         self._load(config.load_path, config.batch_size, sess)

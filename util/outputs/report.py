@@ -76,6 +76,14 @@ def ordered(records):
     return sorted(records, key=lambda r: FIRST.get(r.get('status'), len(FIRST)))
 
 
+def record_images(record):
+    """The images a manifest record stands for in its run: a photo done 1, a video (done or
+    cut short) its frames, anything else 0."""
+    if record.get('status') not in ('ok', 'partial'):
+        return 0
+    return int(record.get('frames', 1) or 0)
+
+
 def run_summary(records, run):
     """run.json: ``run`` (the caller's facts: inputs, seconds, backend, engine, precision,
     interrupted, started, flags, ...) with what the records say added: counts per status
@@ -86,8 +94,7 @@ def run_summary(records, run):
     for record in records:
         status = record.get('status')
         counts[status] = counts.get(status, 0) + 1
-        if status in ('ok', 'partial'):
-            images += int(record.get('frames', 1) or 0)
+        images += record_images(record)
     counts['not_done'] = max(int(run.get('inputs', len(records))) - len(records), 0)
     seconds = float(run.get('seconds') or 0.0)
     summary = {'inputs': int(run.get('inputs', len(records))), 'counts': counts,

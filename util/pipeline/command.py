@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 
 from util.errors import OutOfMemory, out_of_memory, printable
 from util.io.atomic import check_writable
@@ -56,13 +57,17 @@ class StopSignals:
 
 
 def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None, partial=0,
-            box_framed=0, unfound=(), stopped=None):
+            box_framed=0, unfound=(), stopped=None, speed=None):
     """The final line: how many inputs were done (and skipped, or cut short), and where
-    (only if any were); the codec of the overlay videos when there were videos; with
+    (only if any were); ``speed`` (seconds, images, backend label): how long the run took,
+    its images per second and what ran the network, when it ran; the codec of the overlay videos when there were videos; with
     --now_dataset, how many were framed from NoW's box because no face was found in it; the
     clips where the face was found in some frames only (``unfound``: [Unfound]); ``stopped``:
     why the run stopped early (e.g. the manifest could not be written)."""
     line = '%d of %d input(s) done' % (done, total)
+    if speed is not None:
+        seconds, images, label = speed
+        line += ' in %.1f s (%s images/s, %s)' % (seconds, rate_text(images, seconds), label)
     if box_framed:
         line += ", %d framed from NoW's face box (no face found in it)" % box_framed
     if partial:
@@ -82,6 +87,13 @@ def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None, p
     if stopped:
         line += '; stopped: %s' % stopped
     return line + ('; interrupted' if interrupted else '')
+
+
+def rate_text(images, seconds):
+    """images/seconds: one decimal from 1 up ('13.2', '1234.5'), two significant digits
+    below ('0.041')."""
+    rate = images / seconds if seconds > 0 else 0.0
+    return '%.1f' % rate if rate >= 1 or rate == 0 else '%.2g' % rate
 
 
 def refuse_links(out_folder):
@@ -161,11 +173,13 @@ def run_command(config, demo_files=None, notice=None):
         box_framed = []  # --now_dataset, local engine: inputs framed from NoW's box
         refused = {n: clashes[k] for n, (k, _) in enumerate(pending) if k in clashes}
         bar = wants_bar(sys.stderr, config.quiet)
+        label = pipeline.backend.label if pipeline else None
+        start = time.perf_counter()
         if pending and config.engine == 'ray':
             from util.pipeline.ray_runner import RayUnavailable, run_ray  # imports no Ray
             try:
-                result = run_ray(config, todo, refused, files, out_folder, manifest,
-                                 sys.stderr, bar)
+                result, label = run_ray(config, todo, refused, files, out_folder, manifest,
+                                        sys.stderr, bar)
             except RayUnavailable as e:
                 print('error: %s' % e, file=sys.stderr)
                 return 2
@@ -180,6 +194,7 @@ def run_command(config, demo_files=None, notice=None):
                 except OSError as e:  # the staging folder (a link made since the check)
                     print('error: %s' % printable(str(e)), file=progress.stream)
                     result = RunResult(0, 0, False)
+        seconds = time.perf_counter() - start
         stack.close()  # the manifest is closed: its tally (and any write failure) is final
         reported = result
         if not config.noreport:  # from the manifest: every input of the run, skipped too
@@ -191,7 +206,8 @@ def run_command(config, demo_files=None, notice=None):
     print(summary(counts['ok'], len(entries), out_folder, reported.interrupted,
                   counts['skipped'], pipeline.video_codec if pipeline and pipeline.videos_written
                   else None, counts['partial'], len(box_framed), manifest.unfound,
-                  'the manifest could not be written' if manifest.error else None))
+                  'the manifest could not be written' if manifest.error else None,
+                  (seconds, manifest.images, label) if label else None))
     if reported.interrupted:
         return 128 + (stop.signum or signal.SIGINT)
     return 1 if (manifest.error or reported.failed > result.failed or counts['failed']

@@ -20,6 +20,7 @@ import threading
 from util.errors import one_line
 from util.io.no_follow import create_file, open_folder
 from util.outputs.naming import MANIFEST
+from util.outputs.report import record_images
 
 
 def manifest_line(source, status, error=None, faces=None, outputs=None, seconds=0.0,
@@ -82,6 +83,7 @@ class Manifest:
         self.path = os.path.join(out_folder, MANIFEST)
         self.out_folder = out_folder
         self.statuses = collections.Counter()
+        self.images = 0  # what its lines stand for (util.outputs.report.record_images)
         self.unfound = []
         self.written = 0
         self.error = None
@@ -126,6 +128,7 @@ class Manifest:
         data = line.encode('ascii')
         with self._lock:
             self.statuses[record['status']] += 1
+            self.images += record_images(record)
             frames, found = record.get('frames'), record.get('frames_with_face')
             if record['status'] in ('ok', 'partial') and frames and found is not None \
                     and found < frames:

@@ -29,7 +29,9 @@ from util.io.cache import default_cache_dir
 from util.io.checkpoint_files import checkpoint_paths
 from util.io.no_follow import create_file, open_folder
 from util.io.shipped import file_digest, local_files
-from util.model.backend import load_backend
+from util.model.backend import backend_model_file, load_backend
+from util.model.conversion_cache import onnx_backend_of
+from util.model.choices import TF_LABEL
 from util.pipeline.inputs import Entry
 from util.pipeline.manifest import manifest_line
 from util.pipeline.model_files import FLAME_FILE_KEYS
@@ -70,9 +72,11 @@ def plain_config(config):
 class RingNetWorker:
     """A Ray Data actor: the model, loaded once; __call__ runs a batch of input rows.
 
-    config: plain_config of the run; shipped: {key: [(path, digest, ObjectRef of the bytes)]}
-    (the refs sit inside lists, so Ray does not fetch them before they are needed);
-    out_folder: absolute, or a path every machine sees.
+    config: plain_config of the run (``onnx_record``: the record of the shipped ONNX model,
+    None when the workers run TensorFlow); shipped: {key: [(path, digest, ObjectRef of the
+    bytes)]} (the refs sit inside lists, so Ray does not fetch them before they are needed;
+    'onnx_model': the driver's verified conversion); out_folder: absolute, or a path every
+    machine sees.
     """
 
     def __init__(self, config, shipped, out_folder):
@@ -90,9 +94,11 @@ class RingNetWorker:
                 setattr(config, key, local[key][0])
         files = {key: getattr(config, key) for key in ('load_path',) + FLAME_FILE_KEYS}
         self.config, self.out_folder = config, out_folder
-        self.pipeline = Pipeline(config, files, load_backend(
-            files['load_path'], config.batch_size, config.backend, config.precision,
-            say=lambda line: None))
+        backend = (onnx_backend_of(local['onnx_model'][0], config.onnx_record)
+                   if 'onnx_model' in local else
+                   load_backend(files['load_path'], config.batch_size, 'tf',
+                                say=lambda line: None))
+        self.pipeline = Pipeline(config, files, backend)
 
     def __call__(self, batch):
         """{'index', 'path', 'name', 'error', 'clash'} arrays -> yields {'index', 'line'} of
@@ -241,10 +247,13 @@ def worker_count(config):
 
 def run_ray(config, entries, refused, files, out_folder, manifest, err, progress=False):
     """Run ``entries`` ([Entry]; refused: {index: earlier Entry} of name clashes) on Ray ->
-    RunResult; RayUnavailable when Ray is missing or cannot be reached (see ray_address).
-    Lines go to ``manifest`` (util.pipeline.manifest.Manifest) as the inputs finish; each
-    failed input's error line (and a clip's note) is printed on ``err``. The job stops when the
-    manifest cannot take a line. ``progress``: show Ray Data's progress bar."""
+    (RunResult, the backend's label); RayUnavailable when Ray is missing or cannot be reached
+    (see ray_address). The driver converts the checkpoint first (util.model.backend
+    .backend_model_file; once, TensorFlow in a child process) and ships the verified model
+    with the other files; the workers then never import TensorFlow. Lines go to ``manifest``
+    (util.pipeline.manifest.Manifest) as the inputs finish; each failed input's error line (and
+    a clip's note) is printed on ``err``. The job stops when the manifest cannot take a line.
+    ``progress``: show Ray Data's progress bar."""
     # Ray's own notices stay off the terminal (its C++ log level is read when it starts);
     # failures still come back as one line per input, or one for the job
     os.environ.setdefault('RAY_BACKEND_LOG_LEVEL', 'fatal')
@@ -257,13 +266,21 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
     logging.getLogger('ray.data').setLevel(logging.ERROR)
     counts, interrupted = collections.Counter(), False
     stop = StopFile(out_folder)
+    groups = model_file_groups(files, config.template_mesh)
+    model = backend_model_file(files['load_path'], config.backend, config.precision,
+                               say=lambda line: print(line, file=err))
+    worker_config = plain_config(config)
+    worker_config.onnx_record = model[1] if model else None
+    if model:
+        groups['onnx_model'] = [model[0]]
+    label = ('ONNX Runtime %s' % model[1]['precision']) if model else TF_LABEL
     try:
         init_ray(ray_address(config.ray_address, os.environ),
                  {'working_dir': ROOT, 'excludes': CODE_EXCLUDES,
                   'env_vars': worker_environment(config.ray_threads)})
     except KeyboardInterrupt:
         ray.shutdown()
-        return RunResult(0, 0, True)
+        return RunResult(0, 0, True), label
     try:
         context = ray.data.DataContext.get_current()
         # rows come back as inputs finish: no waiting behind a slower earlier batch, and each
@@ -278,9 +295,7 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
                 for k, e in enumerate(entries)]
         dataset = ray.data.from_items(rows).map_batches(
             RingNetWorker, batch_size=ROWS_PER_BATCH, batch_format='numpy',
-            fn_constructor_kwargs={'config': plain_config(config),
-                                   'shipped': ship(model_file_groups(files,
-                                                                     config.template_mesh)),
+            fn_constructor_kwargs={'config': worker_config, 'shipped': ship(groups),
                                    'out_folder': os.path.abspath(out_folder)},
             compute=ray.data.ActorPoolStrategy(size=worker_count(config)),
             num_cpus=config.ray_cpus_per_worker)
@@ -314,7 +329,7 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
         ray.shutdown()
         stop.clear()
     return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted,
-                     counts['partial'])
+                     counts['partial']), label
 
 
 def pumped(batches):
