@@ -1,15 +1,19 @@
 """Every output file, byte for byte, against sha256 hashes recorded before the layer restructuring.
 
-tests/data/golden_outputs.json holds three groups, recorded with ``python -m demo`` from the
-repository root and these flags (keys: paths relative to --out_folder):
+tests/data/golden_outputs.json holds three groups on --backend=tf (the reference), recorded
+with ``python -m demo`` from the repository root and these flags (keys: paths relative to
+--out_folder):
 - 'sample': --demo --img_path input_images/000001.jpg, RINGNET_CACHE_DIR a fresh folder;
 - 'folder_demo': --demo and a folder of a.png (the sample, as cv2 read it), b.png (its
   [20:, 10:]) and c.png (cv2.flip(., 1)[::2, ::3]);
 - 'folder_v2': the same folder without --demo, on the conftest synthetic v2 checkpoint and
-  FLAME files (seed 0).
-The network's float results may differ on another CPU (oneDNN picks kernels by instruction
-set), so 'network_guard' holds the sha256 of the raw theta for the sample image on each
-checkpoint; where it differs, the hashes are skipped (the file lists are still checked).
+  FLAME files (seed 0);
+and one on the default path (no --backend: ONNX Runtime, converted on first use):
+- 'sample_default': as 'sample'.
+The network's float results may differ on another CPU (oneDNN and ONNX Runtime pick kernels by
+instruction set), so 'network_guard' holds the sha256 of the raw theta for the sample image on
+each checkpoint and backend; where it differs, the hashes are skipped (the file lists are still
+checked).
 """
 import hashlib
 import json
@@ -49,22 +53,22 @@ def file_hashes(folder):
     return hashes
 
 
-def run_cli(args, cache_dir, out):
+def run_cli(args, cache_dir, out, backend=('--backend=tf',)):
     env = dict(os.environ, RINGNET_CACHE_DIR=cache_dir)
     proc = subprocess.run([sys.executable, '-m', 'demo'] + args + ['--out_folder', out]
-                          + ALL_OUTPUTS, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          + ALL_OUTPUTS + list(backend), cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return file_hashes(out)
 
 
-def theta_sha256(load_path):
+def theta_sha256(load_path, backend='tf', cache_dir=None):
     """sha256 of the raw network output theta for the sample image, on the real backend."""
     from util.io.image_io import load_image
     from util.model.backend import load_backend
     from util.face.preprocess import preprocess_image
     crop, _ = preprocess_image(load_image(os.path.join(ROOT, SAMPLE)), 224)
-    backend = load_backend(load_path)
+    backend = load_backend(load_path, backend=backend, cache_dir=cache_dir)
     try:
         _, theta = backend.predict(crop[None], get_parameters=True)
     finally:
@@ -98,6 +102,19 @@ def demo_guard(sample_run, cache_dir):
     """After sample_run, so the demo checkpoint in the cache is the one the CLI generated."""
     from synthetic.demo_assets import ensure_demo_assets
     return theta_sha256(ensure_demo_assets(cache_dir)['load_path'])
+
+
+@pytest.fixture(scope='module')
+def sample_default_run(sample_run, cache_dir, tmp_path_factory):
+    return run_cli(['--demo', '--img_path', SAMPLE], cache_dir,
+                   str(tmp_path_factory.mktemp('golden_sample_default')), backend=())
+
+
+@pytest.fixture(scope='module')
+def default_guard(sample_default_run, cache_dir):
+    """theta on the default backend, from the conversion the CLI made (and cached)."""
+    from synthetic.demo_assets import ensure_demo_assets
+    return theta_sha256(ensure_demo_assets(cache_dir)['load_path'], 'auto', cache_dir)
 
 
 @pytest.fixture(scope='module')
@@ -138,6 +155,12 @@ def check_group(found, expected, guard, recorded_guard):
 
 def test_sample_outputs_are_byte_identical(sample_run, demo_guard, golden):
     check_group(sample_run, golden['sample'], demo_guard, golden['network_guard']['demo'])
+
+
+def test_default_backend_sample_outputs_are_byte_identical(sample_default_run, default_guard,
+                                                           golden):
+    check_group(sample_default_run, golden['sample_default'], default_guard,
+                golden['network_guard']['demo_default'])
 
 
 def test_folder_demo_outputs_are_byte_identical(folder_demo_run, demo_guard, golden):
