@@ -50,8 +50,9 @@ def build_flags(flag_values=None):
                         'RingNet checkpoint: the prefix of ring_6_68641.meta, .index and '
                         '.data-00000-of-00001, or their folder', flag_values=fv)
     flags.DEFINE_integer('batch_size', 1,
-                         'Images per network call, for graphs without a fixed batch size (the '
-                         'original graph has batch 1 built in; the demo feeds one image at a time)',
+                         'Images per network call: photos and the frames of a video go through '
+                         'the network N at a time (ONNX Runtime; --backend=tf has batch 1 built '
+                         'in and runs image by image). On a GPU use 16-64',
                          flag_values=fv)
     flags.DEFINE_integer('img_size', 224,
                          'Input image size to the network after preprocessing', flag_values=fv)

@@ -72,7 +72,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from config import default_config
     from util.io.image_io import load_image
-    from util.model.onnx_convert import calibration_images, compare
+    from util.model.onnx_check import compare
+    from util.model.onnx_quantize import calibration_images
     from util.pipeline import Pipeline
     from util.model.backend import load_backend, tf_backend
     from util.model.conversion_cache import SAMPLE_IMAGE

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from output_sets import ALL_OUTPUT_FLAGS, files_under, outputs_of
+from summary_line import without_speed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
@@ -36,7 +37,6 @@ def replace(src, dst, **kw):  # the pipeline renames between folder descriptors
 
 os.replace = replace
 import demo
-from summary_line import without_speed
 sys.exit(demo.main(['demo'] + sys.argv[3:]))
 '''
 

@@ -305,3 +305,20 @@ def test_a_garbled_digest_memo_is_only_a_rehash(checkpoint_v2, cache, tmp_path):
         (own / 'onnx' / 'file-digests.json').write_text(garbage)
         assert isinstance(load_backend(checkpoint_v2, backend='auto', cache_dir=str(own)),
                           OnnxBackend)
+
+
+def test_tensorflow_says_once_that_it_runs_image_by_image(checkpoint_v2):
+    """--batch_size on --backend=tf: the original graph has batch 1 built in; one note, and a
+    batch still predicts (image by image) what each image gives alone."""
+    said = []
+    net = load_backend(checkpoint_v2, batch_size=4, backend='tf', say=said.append)
+    assert said == ['note: --batch_size 4: TensorFlow takes one image at a time here; running '
+                    'image by image']
+    images = np.random.default_rng(2).uniform(-1, 1, (3, 224, 224, 3)).astype(np.float32)
+    verts, theta = net.predict(images, True)
+    for k in range(3):
+        v1, t1 = net.predict(images[k:k + 1], True)
+        assert np.array_equal(theta[k], t1[0]) and np.array_equal(verts[k], v1[0])
+    said.clear()
+    load_backend(checkpoint_v2, batch_size=1, backend='tf', say=said.append)
+    assert said == []

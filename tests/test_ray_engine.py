@@ -14,7 +14,7 @@ import cv2
 import pytest
 
 from output_sets import files_under
-from summary_line import without_speed
+from summary_line import rate_counts, speed_of, without_speed
 
 ray = pytest.importorskip('ray')  # requirements-ray.txt; CI installs it
 
@@ -82,8 +82,12 @@ def check_like_local(out, proc, local_run):
     error = [line for line in proc.stderr.splitlines() if line.startswith('error: ')]
     assert error == [line for line in local_proc.stderr.splitlines()
                      if line.startswith('error: ')]
-    assert proc.stdout.strip().splitlines()[-1] == local_proc.stdout.strip().splitlines()[-1] \
-        .replace(str(local_out), str(out))
+    line, local_line = proc.stdout.strip().splitlines()[-1], \
+        local_proc.stdout.strip().splitlines()[-1]
+    assert without_speed(line) == without_speed(local_line).replace(str(local_out), str(out))
+    # both name what ran (the driver's conversion, shipped to the workers) and count 7 images
+    assert speed_of(line)[2] == speed_of(local_line)[2] == 'ONNX Runtime fp32'
+    assert rate_counts(line, 7) and rate_counts(local_line, 7)
     assert not (out / '.ringnet-partial').exists()
     # the report, from the manifest the driver wrote, like the local run's
     summary = json.loads((out / 'run.json').read_text())

@@ -125,7 +125,7 @@ def test_run_json_sums_up_the_run(report_run):
     assert run['images'] == 2 + REPORT_CLIP_FRAMES  # two pictures and the clip's frames
     assert run['seconds'] > 0 and run['images_per_s'] == pytest.approx(
         run['images'] / run['seconds'], rel=1e-3)
-    assert run['backend'] == 'tf' and run['engine'] == 'local'  # a fresh cache: no ONNX
+    assert run['backend'] == 'onnx' and run['engine'] == 'local'  # auto converts on first use
     assert run['interrupted'] is False and run['precision'] == 'fp32'
     started = datetime.datetime.fromisoformat(run['started'])
     assert abs((datetime.datetime.now().astimezone() - started).total_seconds()) < 3600
