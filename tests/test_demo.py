@@ -279,3 +279,29 @@ def test_demo_mean_head_lands_on_a_celeba_framed_face(cache_dir, face_scale, fac
                       pixels[54]])
     distance = np.linalg.norm(found - keypoints, axis=1) / face_scale  # in CelebA pixels
     assert distance.max() < 5, np.round(distance, 1)
+
+
+def test_demo_files_that_fail_to_generate_leave_nothing_and_say_so(tmp_path, monkeypatch):
+    """The FLAME files fail while the child process (TensorFlow, then the checkpoint and its
+    conversion) waits: the child is stopped before it writes anything, no demo folder or
+    scratch file is left, and the error propagates; the one-time notice was said once."""
+    import synthetic.flame
+    from synthetic.demo_assets import DEMO_ASSETS_VERSION, ensure_demo_assets
+
+    def failing(folder, seed=0):
+        raise OSError(28, 'No space left on device', os.path.join(folder, 'generic_model.pkl'))
+    monkeypatch.setattr(synthetic.flame, 'write_flame_assets', failing)
+    children = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            children.append(self)
+    monkeypatch.setattr(subprocess, 'Popen', Recorded)
+    said = []
+    with pytest.raises(OSError, match='No space left on device'):
+        ensure_demo_assets(str(tmp_path), say=said.append)
+    assert len(said) == 1 and said[0].startswith('generating the demo files')
+    assert os.listdir(str(tmp_path)) == []  # no demo-vN, no .tmp-* folder, no .onnx
+    assert len(children) == 1 and children[0].poll() is not None  # stopped, and reaped
+    assert not (tmp_path / DEMO_ASSETS_VERSION).exists()
