@@ -33,6 +33,10 @@ class OnnxBackend:
         import onnxruntime as ort  # only this backend needs it
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
+        # idle ONNX Runtime threads spin by default, taking the cores from the writer thread
+        # that renders the previous image meanwhile: off, the whole demo runs 52 -> 42 ms per
+        # image on two cores (network alone +2 ms; bench/bench_convert.py)
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if providers is None:
             available = ort.get_available_providers()

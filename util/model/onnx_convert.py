@@ -26,11 +26,11 @@ import time
 
 import numpy as np
 
-from util.model.tf_backend import THETA_OP, VERTS_OP, ancestors_subgraph
-from util.model.onnx_backend import THETA, VERTICES
 from util.errors import one_line
+from util.model.onnx_backend import THETA, VERTICES
 from util.model.onnx_check import (BATCH_THETA_MAX, batch_errors, check_images, errors,
                                    predicted)
+from util.model.tf_backend import THETA_OP, VERTS_OP, ancestors_subgraph
 
 OPSET = 17
 LIFT_MIN_ELEMENTS = 4096  # constants this large go around tf2onnx (weights, FLAME arrays)
@@ -259,13 +259,14 @@ def _weights_of(graph_def, weights):
 
 def convert(graph_def, weights, image, theta_shape, fixed_batch, path, free=True):
     """Convert a weightless_graph() to the ONNX file ``path`` (to be optimize_file()d),
-    consuming ``weights`` -> dict: 'batch' ('free' or
-    'fixed'), 'rewritten' (batch constants). image: the placeholder's name; fixed_batch: its
-    batch size (None: free already); free: give the encoder a free batch dimension. Inputs
-    and outputs: the image batch, ``theta`` (N, T), ``vertices`` (N, V, 3)."""
+    consuming ``weights`` -> dict: 'batch' ('free' or 'fixed'), 'rewritten' (batch constants).
+    image: the placeholder's name; fixed_batch: its batch size (None: free already); free:
+    give the encoder a free batch dimension. Inputs and outputs: the image batch, ``theta``
+    (N, T), ``vertices`` (N, V, 3)."""
     from onnx import save_model
     feed = {image + ':0': image + ':0'}
     parts = split_at_theta(graph_def, image, theta_shape)
+    rewritten = 0
     if parts is None:  # the decoder reads the image itself: one graph, its own batch
         model = to_onnx_graph(graph_def, feed, {THETA_OP + ':0': THETA,
                                                 VERTS_OP + ':0': VERTICES},
@@ -273,7 +274,8 @@ def convert(graph_def, weights, image, theta_shape, fixed_batch, path, free=True
         free = fixed_batch is None
     else:
         encoder_def, decoder_def = parts
-        rewritten = free_batch(encoder_def, image, fixed_batch) if free and fixed_batch else 0
+        if free and fixed_batch:
+            rewritten = free_batch(encoder_def, image, fixed_batch)
         free = free or fixed_batch is None
         model = with_decoder_scan(
             to_onnx_graph(encoder_def, feed, {THETA_OP + ':0': THETA},
@@ -281,7 +283,7 @@ def convert(graph_def, weights, image, theta_shape, fixed_batch, path, free=True
             to_onnx_graph(decoder_def, {THETA_IN + ':0': THETA}, {VERTS_OP + ':0': VERTICES},
                           _weights_of(decoder_def, weights)))
     save_model(model, path)
-    return {'batch': 'free' if free else 'fixed', 'rewritten': rewritten if parts else 0}
+    return {'batch': 'free' if free else 'fixed', 'rewritten': rewritten}
 
 
 def _release_memory():
