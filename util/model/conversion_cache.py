@@ -3,18 +3,15 @@
 docs/formats.md §13).
 """
 import contextlib
-import hashlib
-import json
 import os
 import tempfile
-import time
 
 import numpy as np
 
 from util import ROOT
 from util.errors import one_line
-from util.io.atomic import atomic_path
-from util.io.cache import default_cache_dir, files_digest, sha256_file
+from util.io.cache import (default_cache_dir, files_digest, intact_path, read_record, store_file,
+                           tidy, write_record)
 from util.io.checkpoint_files import checkpoint_paths
 from util.io.lock import locked
 from util.model.onnx_backend import OnnxBackend, OnnxModelError
@@ -48,11 +45,10 @@ class ConversionCache:
 
     def record(self, precision):
         """The record of ``precision`` (dict), or None when absent or unreadable."""
-        with contextlib.suppress(OSError, ValueError):
-            with open(os.path.join(self.folder, precision + '.json'), encoding='utf-8') as fh:
-                record = json.load(fh)
-            return record if isinstance(record, dict) else None
-        return None
+        return read_record(self._record_path(precision))
+
+    def _record_path(self, precision):
+        return os.path.join(self.folder, precision + '.json')
 
     def model(self, precision):
         """OnnxBackend of a verified, intact cached model of ``precision``, else None.
@@ -63,8 +59,8 @@ class ConversionCache:
             return None
         if record.get('refused'):
             return self.model('fp32') if precision == 'int8' else None
-        path = os.path.join(self.folder, os.path.basename(str(record.get('file', ''))))
-        if not os.path.isfile(path) or sha256_file(path) != record.get('sha256'):
+        path = intact_path(self.folder, record)
+        if path is None:
             return None
         try:
             return OnnxBackend(path)
@@ -73,35 +69,11 @@ class ConversionCache:
 
     def _store(self, precision, data, record):
         """Write model bytes and then its record; remove the superseded models -> the path."""
-        os.makedirs(self.folder, exist_ok=True)
-        sha = hashlib.sha256(data).hexdigest()
-        name = '%s-%s.onnx' % (precision, sha[:16])
-        path = os.path.join(self.folder, name)
-        with atomic_path(path) as tmp, open(tmp, 'wb') as fh:
-            fh.write(data)
-        self._write_record(precision, dict(record, file=name, sha256=sha))
-        self._tidy(precision, name)
-        return path
-
-    def _write_record(self, precision, record):
-        os.makedirs(self.folder, exist_ok=True)
-        with atomic_path(os.path.join(self.folder, precision + '.json')) as tmp, \
-                open(tmp, 'w', encoding='utf-8') as fh:
-            json.dump(record, fh, indent=1)
-
-    def _tidy(self, precision, keep):
-        """Remove other PRECISION-*.onnx files (superseded; called under the entry's lock)
-        and scratch files a killed run left more than a day ago."""
-        stale = time.time() - 86400
-        for name in os.listdir(self.folder):
-            path = os.path.join(self.folder, name)
-            superseded = name.startswith(precision + '-') and name.endswith('.onnx') \
-                and name != keep
-            leftover = (name.startswith('.') and name != '.lock'
-                        and os.path.getmtime(path) < stale)
-            if superseded or leftover:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+        entry = store_file(self.folder, precision, '.onnx', data)
+        write_record(self._record_path(precision), dict(record, **entry))
+        tidy(self.folder, lambda name: name.startswith(precision + '-')
+             and name.endswith('.onnx') and name != entry['file'])
+        return os.path.join(self.folder, entry['file'])
 
     def convert(self, precision, make_net, say, int8_max_mm=INT8_MAX_VERTEX_MM):
         """Convert (and for int8 quantize), verify, cache -> the backend to use: ONNX if
@@ -155,8 +127,8 @@ class ConversionCache:
         if not _within(errors, {'vertices_max_m': max_mm / 1e3, 'theta_max': np.inf}):
             say('error: int8 moves vertices by %.2f mm (limit %.1f mm): refused, running '
                 'ONNX fp32' % (errors['vertices_max_m'] * 1e3, max_mm))
-            self._write_record('int8', {'refused': True, 'errors_vs_fp32': errors,
-                                        'limit_mm': max_mm})
+            write_record(self._record_path('int8'), {'refused': True, 'errors_vs_fp32': errors,
+                                                     'limit_mm': max_mm})
             return fp32
         return OnnxBackend(self._store('int8', data, {'errors_vs_fp32': errors,
                                                       'limit_mm': max_mm}))
