@@ -5,7 +5,10 @@ Scenes are smooth noise with pasted heads of skimage.data.astronaut(). Detection
 min face (util.face.detect.min_face_side); each time is the best of ``repeats`` after a warm-up. The
 encoder is RingNet predict for one 224 x 224 image; without --load_path a synthetic full-size
 checkpoint is generated first (bench.bench_inference). The goal is detection <= 1.0x the
-encoder at 1920 x 1080.
+encoder at 1920 x 1080. The first rows time the ONNX detector against mtcnn on TensorFlow on the
+astronaut (measured on 2 shared, busy cores: 53-60 ms ONNX, 43-47 ms TensorFlow with compiled
+networks: per image no faster; the gain is a process that never imports TensorFlow, whose first
+detection took 0.4 s instead of 3.4 s).
 """
 import argparse
 import tempfile
@@ -54,13 +57,27 @@ def encoder_ms(load_path, repeats):
     return best_ms(lambda: net.predict(image), repeats)[0]
 
 
+def onnx_vs_tf_rows(detector, repeats):
+    """[(label, ms, faces found)] on skimage.data.astronaut() at MTCNN's own minimum (no
+    downscaling): the ONNX networks (util.face.mtcnn_stages) and mtcnn itself on TensorFlow
+    (its networks compiled, as the fallback runs them)."""
+    from skimage import data
+    from util.face.detect import MTCNN_MIN_FACE, mtcnn_rows
+    image, tf_rows = data.astronaut(), mtcnn_rows()
+    onnx_ms, faces = best_ms(lambda: detector.detect(image, MTCNN_MIN_FACE), repeats)
+    tf_ms, found = best_ms(lambda: tf_rows(image), repeats)
+    return [('astronaut 512x512, ONNX Runtime', onnx_ms, '%d/1' % len(faces)),
+            ('astronaut 512x512, mtcnn on TensorFlow (%.2fx ONNX)' % (tf_ms / onnx_ms), tf_ms,
+             '%d/1' % len(found))]
+
+
 def detection_rows(repeats):
-    """[(label, ms, faces found)] for the auto min face, the same with eager networks, and
-    mtcnn as is at full size."""
+    """[(label, ms, faces found)] for the auto min face, the same with eager networks, mtcnn
+    as is at full size, and ONNX against TensorFlow on the astronaut."""
     from mtcnn import MTCNN
     from util.face.detect import FaceDetector, _downscale, detection_scale, min_face_side
     detector, mtcnn = FaceDetector(), MTCNN()
-    rows = []
+    rows = onnx_vs_tf_rows(detector, repeats)
     for (w, h), pastes in SCENES.items():
         image = scene(w, h, pastes)
         min_face = min_face_side(image.shape)

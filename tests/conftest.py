@@ -80,3 +80,15 @@ def stand_in(flame_assets, tmp_path_factory):
              'flame_static_embedding_path': flame_assets['static_embedding'],
              'flame_dynamic_embedding_path': flame_assets['dynamic_embedding']}
     return Children(files, str(tmp_path_factory.mktemp('stand_in')))
+
+
+@pytest.fixture(scope='session')
+def detector_cache(tmp_path_factory):
+    """(a cache folder where the face detector was converted for ONNX Runtime once for the
+    session, the notices that cold conversion printed)."""
+    import numpy as np
+    from util.face.detect import FaceDetector
+    cache = str(tmp_path_factory.mktemp('detector_cache'))
+    said = []
+    FaceDetector(cache_dir=cache, say=said.append).detect(np.zeros((24, 24, 3), np.uint8), 20)
+    return cache, said

@@ -80,8 +80,8 @@ def scene():
 
 
 @pytest.fixture(scope='module')
-def detector():
-    return FaceDetector()
+def detector(detector_cache):
+    return FaceDetector(cache_dir=detector_cache[0])
 
 
 @pytest.fixture(scope='module')
@@ -197,13 +197,14 @@ def test_auto_min_face_rule():
         detection_scale(0)
 
 
-class _SpyMTCNN:
-    """Stands in for mtcnn.MTCNN: records the image it was given, returns one fixed row."""
+class _SpyRows:
+    """Stands in for the detector's MTCNN (image -> (N, 16) rows): records the image it was
+    given, returns one fixed row."""
 
     def __init__(self, row):
         self.row, self.shapes = np.asarray(row, dtype=np.float64), []
 
-    def detect_faces(self, image, **kwargs):
+    def __call__(self, image):
         self.shapes.append(image.shape)
         return self.row[None]
 
@@ -212,10 +213,10 @@ def test_big_image_is_searched_downscaled_and_mapped_back():
     # one face at scale 1/3: box (10, 20)-(30, 50), keypoints x 12..28, y 25..45, in MTCNN px
     row = [0, 10, 20, 30, 50, 0.99, 14, 26, 20, 15, 25, 30, 30, 36, 44, 44]
     detector = FaceDetector()
-    detector._mtcnn = _SpyMTCNN(row)
+    detector._rows = spy = _SpyRows(row)
     image = np.zeros((1080, 1920, 3), np.uint8)
     (face,) = detector.detect(image, min_face_side(image.shape))
-    assert detector._mtcnn.shapes == [(360, 640, 3)]
+    assert spy.shapes == [(360, 640, 3)]
     # pixel centres: x = (u + 0.5) * 3 - 0.5 = 3 u + 1
     np.testing.assert_allclose(face.box, [31, 61, 91, 151])
     np.testing.assert_allclose(face.keypoints, [[43, 91], [79, 91], [61, 109], [46, 133],

@@ -47,6 +47,16 @@ def detect_run(tmp_path_factory, cache):
     return folder, out, proc, pasted
 
 
+def test_the_detector_is_converted_once_and_later_runs_say_nothing_of_it(detect_run, tmp_path,
+                                                                         cache):
+    folder, _, proc, _ = detect_run
+    assert proc.stderr.count('converting the face detector for ONNX Runtime, once') == 1
+    again = run_demo(['--detect_faces', '--img_path', str(folder / 'group.png'),
+                      '--out_folder', str(tmp_path / 'out')], cache)
+    assert again.returncode == 0, again.stderr
+    assert 'face detector' not in again.stderr and 'TensorFlow' not in again.stderr
+
+
 def test_faces_named_left_to_right_with_one_panel(detect_run):
     folder, out, proc, pasted = detect_run
     assert proc.returncode == 1, proc.stderr  # two images had no usable face

@@ -6,8 +6,9 @@ benchmark's metric); 3 util.outputs and synthetic; 4 util.pipeline; 5 demo, conf
 library users (run_RingNet, util.renderer, util.project_on_mesh, util.using_flame_parameters),
 which nothing of ours imports. A module may import its own rank or lower. Extra rules: only
 demo (and synthetic itself) imports ``synthetic``; only util.model.tf_backend,
-synthetic.checkpoint, util.face.detect and util.model.onnx_convert import ``tensorflow``; only
-util.face.detect imports ``mtcnn`` (which loads TensorFlow itself); only
+synthetic.checkpoint, util.face.detect, util.face.detector_convert and util.model.onnx_convert
+import ``tensorflow``; only util.face.detect and util.face.detector_convert (a child process's
+module) import ``mtcnn`` (which loads TensorFlow itself); only
 util.pipeline.ray_runner imports ``ray``; the folders (util.io, util.face, ...) import each other
 without a cycle. Every import counts, at any depth (inside functions, classes, try/if blocks),
 relative ones included, and so do ``importlib.import_module('name')`` / ``__import__('name')``
@@ -21,8 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNCHECKED_TOP = ('tests', 'bench')
 SYNTHETIC_IMPORTERS = ('demo',)
 TENSORFLOW_IMPORTERS = ('util.model.tf_backend', 'synthetic.checkpoint', 'util.face.detect',
-                        'util.model.onnx_convert')
-MTCNN_IMPORTERS = ('util.face.detect',)
+                        'util.face.detector_convert', 'util.model.onnx_convert')
+MTCNN_IMPORTERS = ('util.face.detect', 'util.face.detector_convert')
 RAY_IMPORTERS = ('util.pipeline.ray_runner',)
 # the original's module paths, thin re-exports for library users
 COMPAT_PATHS = ('run_RingNet', 'util.renderer', 'util.project_on_mesh',

@@ -1,5 +1,10 @@
 """Find faces in a photo with MTCNN (the ``mtcnn`` package, which ships its weights).
 
+mtcnn's networks run on ONNX Runtime, converted once into the user cache
+(util.face.detector_cache) and driven by util.face.mtcnn_stages, which finds the same faces as
+mtcnn; where that cannot be (no onnxruntime or tf2onnx, a refused conversion) one line says so
+and mtcnn itself runs on TensorFlow.
+
 One image at a time: ``FaceDetector().detect(image, min_face)`` gives every detection in input
 pixels; ``select_faces`` then drops the small ones, keeps the largest few and numbers them left
 to right; ``util.face.framing.celeba_box(face.keypoints)`` gives the crop box for each.
@@ -8,14 +13,18 @@ The smallest face is controlled by downscaling the image ourselves, not with mtc
 ``min_face_size``: in mtcnn 1.0.0 its pyramid depth ignores that value, so above about 25 the
 last level falls below P-Net's 12-px window and the whole call returns no faces (measured: 30,
 40, 60 find nothing in a photo where 20 finds the face). A smaller image is also what makes big
-photos cheap: the P-Net pyramid over the full image dominates the cost. mtcnn and TensorFlow
-are imported only when a detector is first used, so importing this module stays cheap.
+photos cheap: the P-Net pyramid over the full image dominates the cost. The networks are
+loaded when a detector is first used, so importing this module stays cheap.
 """
 import collections
+import functools
+import sys
 
 import cv2
 import numpy as np
 
+from util.face import mtcnn_stages
+from util.face.detector_cache import onnx_networks
 from util.io.stderr_filter import tensorflow_start_filtered
 
 # box (4,) float64 (x0, y0, x1, y1) and keypoints (5, 2) float64 in input pixels; keypoints in
@@ -23,7 +32,7 @@ from util.io.stderr_filter import tensorflow_start_filtered
 # (left = image-left). score: MTCNN's confidence, float.
 Face = collections.namedtuple('Face', 'box score keypoints')
 
-MTCNN_MIN_FACE = 20  # mtcnn's default min_face_size: the smallest face it finds, in its input
+MTCNN_MIN_FACE = mtcnn_stages.MIN_FACE  # the smallest face MTCNN finds, in its input (px)
 DEFAULT_MIN_FACE = 40  # px in the input image: the auto rule never goes below this
 AUTO_FRACTION = 32  # auto rule: faces smaller than 1/32 of the longer image side are ignored
 _MIN_SIDE = 12  # P-Net's input window; a smaller image holds no detectable face
@@ -96,7 +105,8 @@ def _to_input_pixels(xy, factors):
 
 
 def _faces_from_rows(rows, factors):
-    """mtcnn's numpy output (N, 16) -> [Face] in input pixels.
+    """mtcnn's numpy output (N, 16) (or util.face.mtcnn_stages.detect_rows') -> [Face] in input
+    pixels.
 
     Row layout (mtcnn 1.0.0, box_format='xyxy'): image index, x0, y0, x1, y1, confidence, then
     the x of left eye, right eye, nose, mouth left, mouth right, then their five y. mtcnn's
@@ -112,7 +122,8 @@ def _faces_from_rows(rows, factors):
 
 
 def compile_stages(mtcnn):
-    """Run each of mtcnn's three networks as one TensorFlow graph call -> ``mtcnn``.
+    """Run each of mtcnn's three networks as one TensorFlow graph call -> ``mtcnn`` (for mtcnn
+    itself, on TensorFlow: the fallback, and the reference in tests and bench).
 
     mtcnn 1.0 calls its Keras networks eagerly, layer by layer, once per pyramid level: that
     dispatch, not the arithmetic, is most of its time (measured at 640x360: 109 ms eager, 31 ms
@@ -128,18 +139,32 @@ def compile_stages(mtcnn):
     return mtcnn
 
 
+def mtcnn_rows():
+    """mtcnn itself on TensorFlow -> callable (H, W, 3) uint8 -> its (N, 16) numpy rows."""
+    with tensorflow_start_filtered():  # TensorFlow's start-up notices, as it loads now
+        from mtcnn import MTCNN  # lazy: pulls in TensorFlow
+    mtcnn = compile_stages(MTCNN())
+    return functools.partial(mtcnn.detect_faces, output_type='numpy', box_format='xyxy',
+                             fit_to_image=False)
+
+
 class FaceDetector:
-    """MTCNN face detector; the network (and TensorFlow) is loaded on first use."""
+    """MTCNN face detector, loaded on first use: on ONNX Runtime from the user cache
+    (``cache_dir``, default util.io.cache.default_cache_dir()), converted there first if
+    needed, else mtcnn on TensorFlow. ``say`` (default: print to stderr) gets the one-line
+    notices: the conversion, or why TensorFlow is used."""
 
-    def __init__(self):
-        self._mtcnn = None
+    def __init__(self, cache_dir=None, say=None):
+        self._cache_dir = cache_dir
+        self._say = say or (lambda line: print(line, file=sys.stderr))
+        self._rows = None  # (H, W, 3) uint8 -> (N, 16) rows
 
-    def _model(self):
-        if self._mtcnn is None:
-            with tensorflow_start_filtered():  # TensorFlow's start-up notices, if it loads now
-                from mtcnn import MTCNN  # lazy: pulls in TensorFlow
-            self._mtcnn = compile_stages(MTCNN())
-        return self._mtcnn
+    def _detect_rows(self):
+        if self._rows is None:
+            networks = onnx_networks(self._say, self._cache_dir)
+            self._rows = ((lambda image: mtcnn_stages.detect_rows(image, *networks))
+                          if networks else mtcnn_rows())
+        return self._rows
 
     def detect(self, image, min_face):
         """(H, W, 3) uint8 RGB, min_face px -> [Face], every detection, unfiltered and unsorted.
@@ -156,6 +181,5 @@ class FaceDetector:
         small, factors = _downscale(image, detection_scale(min_face))
         if min(small.shape[:2]) < _MIN_SIDE:
             return []
-        rows = self._model().detect_faces(np.ascontiguousarray(small), output_type='numpy',
-                                          box_format='xyxy', fit_to_image=False)
+        rows = self._detect_rows()(np.ascontiguousarray(small))
         return _faces_from_rows(rows, factors)

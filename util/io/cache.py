@@ -1,15 +1,21 @@
-"""The user cache folder and content digests of the files a cache entry is derived from.
+"""The user cache folder, content digests of the files a cache entry is derived from, and the
+records that vouch for an entry's files.
 
-Entries (the --demo assets, ONNX conversions) live in ``$RINGNET_CACHE_DIR``, else
-``$XDG_CACHE_HOME/ringnet``, else ``~/.cache/ringnet``. A conversion is keyed by the sha256 of
+Entries (the --demo assets, ONNX conversions, the face detector's conversion) live in
+``$RINGNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/ringnet``, else ``~/.cache/ringnet``. A conversion is keyed by the sha256 of
 its source files' contents; hashing a large checkpoint on every start would cost most of a
 cold start, so each file's digest is remembered against its (size, mtime, inode): a file that
 changes gets a new stat (its ctime at least) and is hashed again.
+
+A converted file is stored under a name that holds its own sha256 (concurrent writers never
+overwrite each other's file) and is vouched for by a JSON record written after it, atomically;
+a file whose bytes do not match its record is never used.
 """
 import contextlib
 import hashlib
 import json
 import os
+import time
 
 from util.io.atomic import atomic_path
 
@@ -68,3 +74,52 @@ def files_digest(paths, cache_dir):
             with atomic_path(memo_path) as tmp, open(tmp, 'w', encoding='utf-8') as fh:
                 json.dump(memo, fh)
     return digest.hexdigest()
+
+
+def read_record(path):
+    """The JSON object in ``path`` (dict), or None when absent, unreadable or not an object."""
+    with contextlib.suppress(OSError, ValueError):
+        with open(path, encoding='utf-8') as fh:
+            record = json.load(fh)
+        return record if isinstance(record, dict) else None
+    return None
+
+
+def write_record(path, record):
+    """Write ``record`` (a JSON-able dict) to ``path`` atomically; its folder is made."""
+    with atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as fh:
+        json.dump(record, fh, indent=1)
+
+
+def store_file(folder, prefix, suffix, data):
+    """Write ``data`` (bytes) atomically to folder/PREFIX-<16 hex of its sha256>SUFFIX ->
+    {'file': that name, 'sha256': the full hex digest}, the entry a record keeps for it."""
+    sha = hashlib.sha256(data).hexdigest()
+    name = '%s-%s%s' % (prefix, sha[:16], suffix)
+    with atomic_path(os.path.join(folder, name)) as tmp, open(tmp, 'wb') as fh:
+        fh.write(data)
+    return {'file': name, 'sha256': sha}
+
+
+def intact_path(folder, entry):
+    """folder/entry['file'] when that file exists and its sha256 is entry['sha256'], else None
+    (a missing, truncated or tampered file is never used). Only the base name is taken."""
+    if not isinstance(entry, dict):
+        return None
+    path = os.path.join(folder, os.path.basename(str(entry.get('file', ''))))
+    if not os.path.isfile(path) or sha256_file(path) != entry.get('sha256'):
+        return None
+    return path
+
+
+def tidy(folder, superseded, stale_s=86400):
+    """Remove the files of ``folder`` that ``superseded(name)`` says are (call it under the
+    entry's lock), and scratch files ('.'-named, not .lock) a killed run left ``stale_s`` ago."""
+    stale = time.time() - stale_s
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        leftover = (name.startswith('.') and name != '.lock'
+                    and os.path.getmtime(path) < stale)
+        if superseded(name) or leftover:
+            with contextlib.suppress(OSError):
+                os.remove(path)

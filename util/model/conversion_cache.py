@@ -8,14 +8,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 from util import ROOT
 from util.errors import one_line
-from util.io.atomic import atomic_path
-from util.io.cache import default_cache_dir, files_digest, sha256_file
+from util.io.cache import (default_cache_dir, files_digest, intact_path, read_record,
+                           sha256_file, tidy, write_record)
 from util.io.checkpoint_files import checkpoint_paths
 from util.io.lock import locked
 from util.model.onnx_backend import OnnxBackend, OnnxModelError
@@ -51,11 +50,10 @@ class ConversionCache:
 
     def record(self, precision):
         """The record of ``precision`` (dict), or None when absent or unreadable."""
-        with contextlib.suppress(OSError, ValueError):
-            with open(os.path.join(self.folder, precision + '.json'), encoding='utf-8') as fh:
-                record = json.load(fh)
-            return record if isinstance(record, dict) else None
-        return None
+        return read_record(self._record_path(precision))
+
+    def _record_path(self, precision):
+        return os.path.join(self.folder, precision + '.json')
 
     def model_file(self, precision):
         """(path, record) of the verified, intact cached model of ``precision``, else None.
@@ -65,8 +63,8 @@ class ConversionCache:
             return None
         if record.get('refused'):
             return self.model_file('fp32') if precision == 'int8' else None
-        path = os.path.join(self.folder, os.path.basename(str(record.get('file', ''))))
-        if not os.path.isfile(path) or sha256_file(path) != record.get('sha256'):
+        path = intact_path(self.folder, record)
+        if path is None:
             return None
         return path, dict(record, precision=record.get('precision', precision))
 
@@ -84,29 +82,12 @@ class ConversionCache:
         sha = sha256_file(scratch)
         name = '%s-%s.onnx' % (precision, sha[:16])
         os.replace(scratch, os.path.join(self.folder, name))
-        self._write_record(precision, dict(record, file=name, sha256=sha, precision=precision))
-        self._tidy(precision, name)
+        write_record(self._record_path(precision),
+                     dict(record, file=name, sha256=sha, precision=precision))
+        # under the entry's lock: the superseded models of this precision go
+        tidy(self.folder, lambda other: other.startswith(precision + '-')
+             and other.endswith('.onnx') and other != name)
         return self.model(precision)
-
-    def _write_record(self, precision, record):
-        os.makedirs(self.folder, exist_ok=True)
-        with atomic_path(os.path.join(self.folder, precision + '.json')) as tmp, \
-                open(tmp, 'w', encoding='utf-8') as fh:
-            json.dump(record, fh, indent=1)
-
-    def _tidy(self, precision, keep):
-        """Remove other PRECISION-*.onnx files (superseded; called under the entry's lock)
-        and scratch files a killed run left more than a day ago."""
-        stale = time.time() - 86400
-        for name in os.listdir(self.folder):
-            path = os.path.join(self.folder, name)
-            superseded = name.startswith(precision + '-') and name.endswith('.onnx') \
-                and name != keep
-            leftover = (name.startswith('.') and name != '.lock'
-                        and os.path.getmtime(path) < stale)
-            if superseded or leftover:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
 
     def ensure(self, precision, say, int8_max_mm=INT8_MAX_VERTEX_MM):
         """model_file(), converting (and for int8 quantizing) and verifying first when the
@@ -165,8 +146,8 @@ class ConversionCache:
             if not _within(errors, {'vertices_max_m': max_mm / 1e3, 'theta_max': np.inf}):
                 say('error: int8 moves vertices by %.2f mm (limit %.1f mm): refused, running '
                     'ONNX fp32' % (errors['vertices_max_m'] * 1e3, max_mm))
-                self._write_record('int8', {'refused': True, 'errors_vs_fp32': errors,
-                                            'limit_mm': max_mm})
+                write_record(self._record_path('int8'), {
+                    'refused': True, 'errors_vs_fp32': errors, 'limit_mm': max_mm})
                 return fp32
             return self._store('int8', out, {'errors_vs_fp32': errors, 'limit_mm': max_mm,
                                              'batch': batch})
