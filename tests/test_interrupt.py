@@ -102,14 +102,14 @@ def test_sigkill_in_the_rename_window_is_undone_by_the_next_run(tmp_path, run_ar
 COUNTING_DRIVER = r'''
 import sys
 import util.pipeline.runner as pipeline
-log, real_predict = sys.argv[1], pipeline.Pipeline.predict
+log, real_predict = sys.argv[1], pipeline.Pipeline.predict_frames
 
-def predict(self, frame):
+def predict_frames(self, frames):
     with open(log, 'a') as fh:
-        fh.write(frame.name + '\n')
-    return real_predict(self, frame)
+        fh.writelines(frame.name + '\n' for frame in frames)
+    return real_predict(self, frames)
 
-pipeline.Pipeline.predict = predict
+pipeline.Pipeline.predict_frames = predict_frames
 import demo
 sys.exit(demo.main(['demo'] + sys.argv[2:]))
 '''

@@ -12,6 +12,8 @@ import functools
 import sys
 import time
 
+import numpy as np
+
 from util.errors import printable, report
 from util.face.frames import Clip, Prediction
 from util.face.preprocess import preprocess_image
@@ -61,12 +63,44 @@ class Pipeline:
         self.video_codec = H264  # of the overlay videos
         self._manifest = self._stop = None  # run()'s, while it runs
         self.videos_written = 0  # overlay videos committed (the summary names their codec)
+        self.batch_size = max(1, int(config.batch_size))  # frames per network call
 
     def predict(self, frame):
         """Crop and run one util.face.frames.Frame -> Prediction."""
-        crop, proc_param = preprocess_image(frame.image, self.config.img_size, frame.box)
-        vertices, theta = self.backend.predict(crop[None], get_parameters=True)
-        return Prediction(frame.image, proc_param, vertices[0], theta[0])
+        return self.predict_frames([frame])[0]
+
+    def predict_frames(self, frames):
+        """Crop and run [Frame] -> [Prediction], the network on --batch_size crops at a time
+        (the backend runs them image by image where its batch is fixed)."""
+        crops = [preprocess_image(f.image, self.config.img_size, f.box) for f in frames]
+        step = self.batch_size
+        preds = []
+        for start in range(0, len(crops), step):
+            chunk = crops[start:start + step]
+            vertices, theta = self.backend.predict(np.stack([crop for crop, _ in chunk]),
+                                                   get_parameters=True)
+            preds += [Prediction(frame.image, proc_param, v, t) for frame, (_, proc_param), v, t
+                      in zip(frames[start:start + step], chunk, vertices, theta)]
+        return preds
+
+    def predict_pictures(self, pictures):
+        """[Picture] -> for each, its [Prediction] or the exception it raised. Their frames
+        go through the network together; when that fails, each picture alone, so that a bad
+        picture fails alone."""
+        frames = [frame for picture in pictures for frame in picture.frames]
+        try:
+            preds = iter(self.predict_frames(frames))
+            return [[next(preds) for _ in picture.frames] for picture in pictures]
+        except Exception as e:  # noqa: BLE001 - found below, picture by picture
+            if len(pictures) == 1:
+                return [e]
+        results = []
+        for picture in pictures:
+            try:
+                results.append(self.predict_frames(picture.frames))
+            except Exception as e:  # noqa: BLE001 - reported for its item by the caller
+                results.append(e)
+        return results
 
     def save(self, picture, preds, staging, source=''):
         """Compute and write every requested output of a picture -> {relative path: size}
@@ -107,67 +141,92 @@ class Pipeline:
         names = NameClaims()  # 'a.jpg' and 'a.png' would write the same files
         interrupted = False
         with Staging(out_folder) as staging:
-            jobs = None
+            finish = functools.partial(self._finish, counts=counts, manifest=manifest,
+                                       progress=progress)
+            jobs = self._jobs(items, names, err, staging, progress, finish)
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
                 writing = None
                 try:
-                    for item in items:
-                        if self._halted():
-                            break
-                        record = ItemRecord(item.source)
-                        jobs = self._jobs(item, names, record, err, staging, progress)
-                        for job in jobs:
-                            if writing is not None:
-                                writing.result()
-                            writing = worker.submit(job)
-                        # queued after the item's writes: the worker runs jobs in order
-                        worker.submit(self._finish, record, counts, manifest, progress)
+                    for job, holds_picture in jobs:
+                        if not holds_picture:  # bookkeeping: queued, the worker runs in order
+                            worker.submit(job)
+                            continue
+                        if writing is not None:
+                            writing.result()
+                        writing = worker.submit(job)
                 except KeyboardInterrupt:
                     interrupted = True
                 # leaving the executor waits for the queued writes
-            if jobs is not None:
-                jobs.close()  # an interrupted clip drops its staged outputs
+            jobs.close()  # an interrupted clip drops its staged outputs
         return RunResult(counts['ok'], counts['failed'] + counts['partial'], interrupted,
                          counts['partial'])
 
-    def _jobs(self, item, names, record, err, staging, progress):
-        """Worker-thread jobs (no-argument callables) for ``item``: each picture's writes;
-        failures are reported and noted in ``record``."""
-        try:
-            start = time.perf_counter()
-            read = item.read()
-            record.seconds += time.perf_counter() - start
+    def _jobs(self, items, names, err, staging, progress, finish):
+        """(job, holds_picture) for the worker thread, for every item in order: each picture's
+        writes (holding a picture: at most one waits), then the item's ``finish(record)``.
+        Photos are read ahead until their frames fill a network batch (--batch_size), then
+        predicted together; a video clip's frames are batched within the clip. Failures are
+        reported and noted in the item's record."""
+        waiting = []  # (record, [Picture]) of the photos read, not yet predicted
+        for item in items:
+            if self._halted():
+                break
+            record = ItemRecord(item.source)
+            read = self._read(item, names, record, err)
             if isinstance(read, Clip):
-                yield from self._clip_jobs(item, read, names, record, err, staging, progress)
-                return
-            for picture, preds in self._predicted(item.source, read, names, record, err):
-                yield functools.partial(self._write, picture, preds, staging, record, err)
-        except KeyboardInterrupt:
-            raise
+                yield from self._photo_jobs(waiting, staging, err, finish)
+                try:
+                    yield from self._clip_jobs(item, read, names, record, err, staging,
+                                               progress)
+                except Exception as e:  # noqa: BLE001 - one bad item must not stop a batch
+                    record.fail(item.source, e, err)
+                yield functools.partial(finish, record), False
+                continue
+            waiting.append((record, read))
+            frames = sum(len(p.frames) for _, pictures in waiting for p in pictures)
+            if frames >= self.batch_size or not frames:  # a batch, or nothing to predict
+                yield from self._photo_jobs(waiting, staging, err, finish)
+        yield from self._photo_jobs(waiting, staging, err, finish)
+
+    def _read(self, item, names, record, err):
+        """Read ``item`` -> a Clip, or its [Picture] with their names claimed ([] after a
+        failure, reported and noted in ``record``)."""
+        start = time.perf_counter()
+        try:
+            read = item.read()
+            if isinstance(read, Clip):
+                return read
+            for picture in read:
+                names.claim('panel', picture.name, item.source)
+                for frame in picture.frames:
+                    names.claim('frame', frame.name, item.source)
+                    if len(picture.frames) > 1:  # its own panel, images/NAME_face<k>.png
+                        names.claim('panel', frame.name, item.source)
+            return read
         except Exception as e:  # noqa: BLE001 - one bad item must not stop a batch
             record.fail(item.source, e, err)
+            return []
+        finally:
+            record.seconds += time.perf_counter() - start
 
-    def _predicted(self, source, pictures, names, record, err):
-        """(picture, [Prediction]) for each picture that has free names and predicts;
-        failures are reported and noted in ``record``."""
+    def _photo_jobs(self, waiting, staging, err, finish):
+        """The jobs of the photo items ``waiting`` (emptied): their pictures predicted together,
+        each picture's writes, each item's finish. The network's time is shared among the
+        items by frames."""
+        pictures = [picture for _, read in waiting for picture in read]
         start = time.perf_counter()
-        for picture in pictures:
-            names.claim('panel', picture.name, source)
-            for frame in picture.frames:
-                names.claim('frame', frame.name, source)
-                if len(picture.frames) > 1:  # its own panel, images/NAME_face<k>.png
-                    names.claim('panel', frame.name, source)
-            try:
-                preds = [self.predict(frame) for frame in picture.frames]
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:  # noqa: BLE001 - reported per picture, the item goes on
-                record.fail(source, e, err)
-                continue
-            finally:
-                record.seconds += time.perf_counter() - start
-            yield picture, preds
-            start = time.perf_counter()
+        results = iter(self.predict_pictures(pictures) if pictures else [])
+        share = (time.perf_counter() - start) / max(1, sum(len(p.frames) for p in pictures))
+        done, waiting[:] = list(waiting), []
+        for record, read in done:
+            for picture in read:
+                preds = next(results)
+                record.seconds += share * len(picture.frames)
+                if isinstance(preds, Exception):
+                    record.fail(record.source, preds, err)
+                    continue
+                yield functools.partial(self._write, picture, preds, staging, record, err), True
+            yield functools.partial(finish, record), False
 
     def _clip_jobs(self, item, clip, names, record, err, staging, progress):
         """Worker jobs of a video clip: one per frame (track rows, meshes, overlay frame),
@@ -180,29 +239,47 @@ class Pipeline:
         record.frames = 0
         record.settings = clip_settings(self.config)
         if progress is not None:  # one unit per frame instead of one for the clip
-            yield functools.partial(progress.expect, max(clip.expected, 1) - 1, 'frame')
+            yield functools.partial(progress.expect, max(clip.expected, 1) - 1, 'frame'), False
         handed_over = False  # the commit job is the worker's: it runs, even if interrupted
         try:
             try:
-                start = time.perf_counter()
-                for picture in clip.pictures:
-                    if recorder.stopped or self._halted():  # the rest is not read
-                        break
-                    for frame in picture.frames:  # a track's files are a photo face's
-                        names.claim('frame', frame.name, item.source)
-                    preds = [self.predict(frame) for frame in picture.frames]
-                    record.seconds += time.perf_counter() - start
-                    yield functools.partial(self._add_frame, recorder, picture, preds, record,
-                                            progress, err)
+                for batch in self._clip_batches(clip, names, item.source, recorder, record):
                     start = time.perf_counter()
+                    results = self.predict_pictures(batch)
+                    record.seconds += time.perf_counter() - start
+                    for picture, preds in zip(batch, results):
+                        if isinstance(preds, Exception):
+                            raise preds
+                        yield functools.partial(self._add_frame, recorder, picture, preds,
+                                                record, progress, err), True
             except Exception as e:  # noqa: BLE001 - the frames done so far are kept
                 record.fail(item.source, e, err)
             handed_over = True
             yield functools.partial(self._commit_clip, recorder, record, err, progress,
-                                    clip.expected)
+                                    clip.expected), True
         finally:
             if not handed_over:  # interrupted, or closed by run(): nothing is committed
                 recorder.abort()
+
+    def _clip_batches(self, clip, names, source, recorder, record):
+        """The clip's pictures in lists of up to --batch_size frames (and pictures: a frame
+        without a face holds no crop) for one network call each; the reading time counts in
+        ``record``."""
+        batch, start = [], time.perf_counter()
+        for picture in clip.pictures:
+            if recorder.stopped or self._halted():  # the rest is not read
+                break
+            for frame in picture.frames:  # a track's files are a photo face's
+                names.claim('frame', frame.name, source)
+            batch.append(picture)
+            if len(batch) >= self.batch_size or \
+                    sum(len(p.frames) for p in batch) >= self.batch_size:
+                record.seconds += time.perf_counter() - start
+                yield batch
+                batch, start = [], time.perf_counter()
+        record.seconds += time.perf_counter() - start
+        if batch:
+            yield batch
 
     def _halted(self, record=None):
         """Has the manifest failed to take a line (a full disk: an output it cannot list
