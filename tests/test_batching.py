@@ -133,7 +133,8 @@ def test_video_frames_are_batched_within_the_clip(flame_assets, tmp_path):
     three, calls_three, errors = run(flame_assets, [clip], tmp_path / 'three', 3)
     assert (three.done, errors) == (1, [])
     assert calls_three == [3, 3, 1]
-    # the overlay video's container is not byte-stable between two runs: its decoded frames are
+    # the overlay video is not byte-stable even between two runs at batch 1 (libx264 beside a
+    # busy process; its input frames are): each decoded frame must be nearest its own
     one_files, three_files = tree(tmp_path / 'one'), tree(tmp_path / 'three')
     video = os.path.join('video', 'clip.mp4')
     assert video in one_files and len(one_files) > 7
@@ -141,5 +142,7 @@ def test_video_frames_are_batched_within_the_clip(flame_assets, tmp_path):
         {k: v for k, v in one_files.items() if k != video}
     frames_one = pyav_video(tmp_path / 'one' / video)[0]
     frames_three = pyav_video(tmp_path / 'three' / video)[0]
-    assert len(frames_one) == 7
-    assert all(np.array_equal(a, b) for a, b in zip(frames_one, frames_three))
+    assert len(frames_one) == len(frames_three) == 7
+    for k, frame in enumerate(frames_three):
+        distances = [np.abs(frame.astype(float) - other).mean() for other in frames_one]
+        assert np.argmin(distances) == k and distances[k] < 1.0, distances

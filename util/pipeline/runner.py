@@ -214,6 +214,9 @@ class Pipeline:
         each picture's writes, each item's finish. The network's time is shared among the
         items by frames."""
         pictures = [picture for _, read in waiting for picture in read]
+        if pictures and self._halted():  # the run stops: these are not predicted either
+            waiting[:] = []
+            return
         start = time.perf_counter()
         results = iter(self.predict_pictures(pictures) if pictures else [])
         share = (time.perf_counter() - start) / max(1, sum(len(p.frames) for p in pictures))
