@@ -1,6 +1,6 @@
 """Fast by default (issue #19), from one run: the ONNX conversion before -> after, the try-it
-command's first and second run, images/s at batch 1/4/16 (fp32, int8), and the whole demo per
-image over the bare encoder on the default path.
+command's first and second run, images/s at batch 1/4/16 (fp32, int8), the whole demo per
+image over the bare encoder on the default path, and its images/s at --batch_size 1/4/16.
 
     python -m bench.bench_convert [--n 20]
 
@@ -159,6 +159,14 @@ def main(argv=None):
               'image:' % fp32.label)
         print('  bare encoder %.1f, network %.1f, whole demo %.1f: whole / encoder %.2fx'
               % (1e3 * encoder, 1e3 * network, 1e3 * whole, whole / encoder))
+        rates = []
+        for batch in (1, 4, 16):
+            config = default_config(batch_size=batch, **ALL_OUTPUTS)
+            pipe = Pipeline(config, files, fp32)
+            rates.append(args.n / per_call(lambda: pipe.run(image_items(
+                [IMAGE] * args.n, config), out), 1))
+        print('  whole demo images/s at --batch_size 1 / 4 / 16: %.1f / %.1f / %.1f'
+              % tuple(rates))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

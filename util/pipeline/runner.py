@@ -125,11 +125,12 @@ class Pipeline:
         a picture whose frames do not all predict writes nothing. A video clip's outputs are
         written together when it ends; one that breaks partway keeps the frames done (status
         'partial'). Outputs are rendered and written on a worker thread while the network runs
-        on the next picture (the network releases the GIL); at most one picture waits for it,
-        so memory stays flat. When an item finishes, its line is appended to ``manifest``
-        (util.pipeline.manifest.Manifest); ``progress`` advances per photo and per video
-        frame. On KeyboardInterrupt the picture being written is finished (or rolled back, if
-        it fails), a clip being read is dropped, then the run stops. Leftovers of a killed
+        on the next batch of pictures (the network releases the GIL); at most one batch
+        (--batch_size pictures) waits for it, so memory stays flat. When an item finishes,
+        its line is appended to ``manifest`` (util.pipeline.manifest.Manifest); ``progress``
+        advances per photo and per video frame. On KeyboardInterrupt the pictures handed to
+        the worker are finished (or rolled back, if they fail), a clip being read is dropped,
+        then the run stops. Leftovers of a killed
         earlier run into ``out_folder`` are cleaned up first. Once ``manifest`` has failed to
         take a line (its ``error``), or ``stop()`` says so (a Ray job being interrupted),
         nothing more is written: the items already written still get their lines, the others
@@ -145,15 +146,12 @@ class Pipeline:
                                        progress=progress)
             jobs = self._jobs(items, names, err, staging, progress, finish)
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
-                writing = None
+                last = None
                 try:
-                    for job, holds_picture in jobs:
-                        if not holds_picture:  # bookkeeping: queued, the worker runs in order
-                            worker.submit(job)
-                            continue
-                        if writing is not None:
-                            writing.result()
-                        writing = worker.submit(job)
+                    for job, waits in jobs:
+                        if waits and last is not None:  # the worker runs jobs in order: all
+                            last.result()               # of the previous batch are done
+                        last = worker.submit(job)
                 except KeyboardInterrupt:
                     interrupted = True
                 # leaving the executor waits for the queued writes
@@ -162,8 +160,9 @@ class Pipeline:
                          counts['partial'])
 
     def _jobs(self, items, names, err, staging, progress, finish):
-        """(job, holds_picture) for the worker thread, for every item in order: each picture's
-        writes (holding a picture: at most one waits), then the item's ``finish(record)``.
+        """(job, waits) for the worker thread, for every item in order: each picture's writes,
+        then the item's ``finish(record)``; the first write of a network batch ``waits`` for
+        the worker to finish the previous batch (so at most one batch is held).
         Photos are read ahead until their frames fill a network batch (--batch_size), then
         predicted together; a video clip's frames are batched within the clip. Failures are
         reported and noted in the item's record."""
@@ -221,6 +220,7 @@ class Pipeline:
         results = iter(self.predict_pictures(pictures) if pictures else [])
         share = (time.perf_counter() - start) / max(1, sum(len(p.frames) for p in pictures))
         done, waiting[:] = list(waiting), []
+        waits = True
         for record, read in done:
             for picture in read:
                 preds = next(results)
@@ -228,7 +228,8 @@ class Pipeline:
                 if isinstance(preds, Exception):
                     record.fail(record.source, preds, err)
                     continue
-                yield functools.partial(self._write, picture, preds, staging, record, err), True
+                yield functools.partial(self._write, picture, preds, staging, record, err), waits
+                waits = False
             yield functools.partial(finish, record), False
 
     def _clip_jobs(self, item, clip, names, record, err, staging, progress):
@@ -250,11 +251,11 @@ class Pipeline:
                     start = time.perf_counter()
                     results = self.predict_pictures(batch)
                     record.seconds += time.perf_counter() - start
-                    for picture, preds in zip(batch, results):
+                    for k, (picture, preds) in enumerate(zip(batch, results)):
                         if isinstance(preds, Exception):
                             raise preds
                         yield functools.partial(self._add_frame, recorder, picture, preds,
-                                                record, progress, err), True
+                                                record, progress, err), k == 0
             except Exception as e:  # noqa: BLE001 - the frames done so far are kept
                 record.fail(item.source, e, err)
             handed_over = True
