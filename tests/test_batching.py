@@ -15,6 +15,8 @@ from util.pipeline import Pipeline
 from util.pipeline.inputs import Entry
 from util.pipeline.reading import work_items
 
+from test_golden_outputs import file_hashes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.path.join(ROOT, 'input_images', '000001.jpg')
 
@@ -83,17 +85,6 @@ def run(flame_assets, paths, out, batch_size):
     return result, backend.calls, [line for line in ''.join(errors).splitlines() if line]
 
 
-def tree(folder):
-    """{relative path: bytes} of every file under ``folder``."""
-    files = {}
-    for path, _, names in os.walk(folder):
-        for name in names:
-            full = os.path.join(path, name)
-            with open(full, 'rb') as fh:
-                files[os.path.relpath(full, folder)] = fh.read()
-    return files
-
-
 def test_photos_go_through_the_network_in_batches_with_their_own_results(
         flame_assets, photos, tmp_path):
     paths = sorted(photos.glob('[a-f].png'))
@@ -103,7 +94,7 @@ def test_photos_go_through_the_network_in_batches_with_their_own_results(
     four, calls_four, errors = run(flame_assets, paths, tmp_path / 'four', 4)
     assert (four.done, four.failed, errors) == (6, 0, [])
     assert calls_four == [4, 2]
-    assert tree(tmp_path / 'four') == tree(tmp_path / 'one')
+    assert file_hashes(tmp_path / 'four') == file_hashes(tmp_path / 'one')
     for path in paths:  # each photo's parameters are its own image's, computed here alone
         crop, _ = preprocess_image(load_image(str(path)), 224)
         params = np.load(str(tmp_path / 'four' / 'params' / (path.stem + '.npy')),
@@ -135,8 +126,8 @@ def test_video_frames_are_batched_within_the_clip(flame_assets, tmp_path):
     assert calls_three == [3, 3, 1]
     # the overlay video is not byte-stable even between two runs at batch 1 (libx264 beside a
     # busy process; its input frames are): each decoded frame must be nearest its own
-    one_files, three_files = tree(tmp_path / 'one'), tree(tmp_path / 'three')
-    video = os.path.join('video', 'clip.mp4')
+    one_files, three_files = file_hashes(tmp_path / 'one'), file_hashes(tmp_path / 'three')
+    video = 'video/clip.mp4'
     assert video in one_files and len(one_files) > 7
     assert {k: v for k, v in three_files.items() if k != video} == \
         {k: v for k, v in one_files.items() if k != video}
