@@ -67,7 +67,7 @@ class DetectorCache:
             models = self.models()
             if models is not None:
                 return models
-            say('converting the face detector for ONNX Runtime, once (~%d s); later runs '
+            say('converting the face detector for ONNX Runtime, once (about %d s); later runs '
                 'detect without TensorFlow' % CONVERT_SECONDS)
             done = subprocess.run(
                 [sys.executable, '-m', 'util.face.detector_convert', self.folder,

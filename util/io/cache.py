@@ -2,10 +2,11 @@
 records that vouch for an entry's files.
 
 Entries (the --demo assets, ONNX conversions, the face detector's conversion) live in
-``$RINGNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/ringnet``, else ``~/.cache/ringnet``. A conversion is keyed by the sha256 of
-its source files' contents; hashing a large checkpoint on every start would cost most of a
-cold start, so each file's digest is remembered against its (size, mtime, inode): a file that
-changes gets a new stat (its ctime at least) and is hashed again.
+``$RINGNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/ringnet``, else ``~/.cache/ringnet``. A
+conversion is keyed by the sha256 of its source files' contents; hashing a large checkpoint on
+every start would cost most of a cold start, so each file's digest is remembered against its
+(size, mtime, inode): a file that changes gets a new stat (its ctime at least) and is hashed
+again.
 
 A converted file is stored under a name that holds its own sha256 (concurrent writers never
 overwrite each other's file) and is vouched for by a JSON record written after it, atomically;
@@ -91,14 +92,26 @@ def write_record(path, record):
         json.dump(record, fh, indent=1)
 
 
+def _stored_entry(prefix, suffix, sha):
+    """{'file': PREFIX-<16 hex of sha>SUFFIX, 'sha256': sha}, the entry a record keeps."""
+    return {'file': '%s-%s%s' % (prefix, sha[:16], suffix), 'sha256': sha}
+
+
 def store_file(folder, prefix, suffix, data):
     """Write ``data`` (bytes) atomically to folder/PREFIX-<16 hex of its sha256>SUFFIX ->
     {'file': that name, 'sha256': the full hex digest}, the entry a record keeps for it."""
-    sha = hashlib.sha256(data).hexdigest()
-    name = '%s-%s%s' % (prefix, sha[:16], suffix)
-    with atomic_path(os.path.join(folder, name)) as tmp, open(tmp, 'wb') as fh:
+    entry = _stored_entry(prefix, suffix, hashlib.sha256(data).hexdigest())
+    with atomic_path(os.path.join(folder, entry['file'])) as tmp, open(tmp, 'wb') as fh:
         fh.write(data)
-    return {'file': name, 'sha256': sha}
+    return entry
+
+
+def move_file(folder, prefix, suffix, path):
+    """store_file() for a finished file at ``path`` on the same file system: renamed into
+    place (atomic) instead of copied -> its entry."""
+    entry = _stored_entry(prefix, suffix, sha256_file(path))
+    os.replace(path, os.path.join(folder, entry['file']))
+    return entry
 
 
 def intact_path(folder, entry):

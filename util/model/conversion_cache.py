@@ -13,8 +13,8 @@ import numpy as np
 
 from util import ROOT
 from util.errors import one_line
-from util.io.cache import (default_cache_dir, files_digest, intact_path, read_record,
-                           sha256_file, tidy, write_record)
+from util.io.cache import (default_cache_dir, files_digest, intact_path, move_file,
+                           read_record, tidy, write_record)
 from util.io.checkpoint_files import checkpoint_paths
 from util.io.lock import locked
 from util.model.onnx_backend import OnnxBackend, OnnxModelError
@@ -79,14 +79,11 @@ class ConversionCache:
     def _store(self, precision, scratch, record):
         """Move the model file ``scratch`` into the entry, then write its record; remove the
         superseded models -> the backend."""
-        sha = sha256_file(scratch)
-        name = '%s-%s.onnx' % (precision, sha[:16])
-        os.replace(scratch, os.path.join(self.folder, name))
-        write_record(self._record_path(precision),
-                     dict(record, file=name, sha256=sha, precision=precision))
+        entry = move_file(self.folder, precision, '.onnx', scratch)
+        write_record(self._record_path(precision), dict(record, precision=precision, **entry))
         # under the entry's lock: the superseded models of this precision go
         tidy(self.folder, lambda other: other.startswith(precision + '-')
-             and other.endswith('.onnx') and other != name)
+             and other.endswith('.onnx') and other != entry['file'])
         return self.model(precision)
 
     def ensure(self, precision, say, int8_max_mm=INT8_MAX_VERTEX_MM):

@@ -59,11 +59,12 @@ class StopSignals:
 def summary(done, total, out_folder, interrupted, skipped=0, video_codec=None, partial=0,
             box_framed=0, unfound=(), stopped=None, speed=None):
     """The final line: how many inputs were done (and skipped, or cut short), and where
-    (only if any were); ``speed`` (seconds, images, backend label): how long the run took,
-    its images per second and what ran the network, when it ran; the codec of the overlay videos when there were videos; with
-    --now_dataset, how many were framed from NoW's box because no face was found in it; the
-    clips where the face was found in some frames only (``unfound``: [Unfound]); ``stopped``:
-    why the run stopped early (e.g. the manifest could not be written)."""
+    (only if any were); ``speed`` (seconds, images, backend label): how long the inputs took
+    once the network was loaded, their images per second and what ran the network, when it
+    ran; the codec of the overlay videos when there were videos; with --now_dataset, how many
+    were framed from NoW's box because no face was found in it; the clips where the face was
+    found in some frames only (``unfound``: [Unfound]); ``stopped``: why the run stopped early
+    (e.g. the manifest could not be written)."""
     line = '%d of %d input(s) done' % (done, total)
     if speed is not None:
         seconds, images, label = speed

@@ -294,7 +294,8 @@ def run_ray(config, entries, refused, files, out_folder, manifest, err, progress
                  'clash': os.path.abspath(refused[k].path) if k in refused else ''}
                 for k, e in enumerate(entries)]
         dataset = ray.data.from_items(rows).map_batches(
-            RingNetWorker, batch_size=max(ROWS_PER_BATCH, config.batch_size), batch_format='numpy',
+            RingNetWorker, batch_size=max(ROWS_PER_BATCH, config.batch_size),
+            batch_format='numpy',
             fn_constructor_kwargs={'config': worker_config, 'shipped': ship(groups),
                                    'out_folder': os.path.abspath(out_folder)},
             compute=ray.data.ActorPoolStrategy(size=worker_count(config)),

@@ -130,11 +130,10 @@ class Pipeline:
         its line is appended to ``manifest`` (util.pipeline.manifest.Manifest); ``progress``
         advances per photo and per video frame. On KeyboardInterrupt the pictures handed to
         the worker are finished (or rolled back, if they fail), a clip being read is dropped,
-        then the run stops. Leftovers of a killed
-        earlier run into ``out_folder`` are cleaned up first. Once ``manifest`` has failed to
-        take a line (its ``error``), or ``stop()`` says so (a Ray job being interrupted),
-        nothing more is written: the items already written still get their lines, the others
-        none, and the run ends.
+        then the run stops. Leftovers of a killed earlier run into ``out_folder`` are cleaned
+        up first. Once ``manifest`` has failed to take a line (its ``error``), or ``stop()``
+        says so (a Ray job being interrupted), nothing more is written: the items already
+        written still get their lines, the others none, and the run ends.
         """
         recover_staging(out_folder)
         self._manifest, self._stop = manifest, stop
@@ -162,10 +161,10 @@ class Pipeline:
     def _jobs(self, items, names, err, staging, progress, finish):
         """(job, waits) for the worker thread, for every item in order: each picture's writes,
         then the item's ``finish(record)``; the first write of a network batch ``waits`` for
-        the worker to finish the previous batch (so at most one batch is held).
-        Photos are read ahead until their frames fill a network batch (--batch_size), then
-        predicted together; a video clip's frames are batched within the clip. Failures are
-        reported and noted in the item's record."""
+        the worker to finish the previous batch (so at most one batch is held). Photos are
+        read ahead until their frames fill a network batch (--batch_size), then predicted
+        together; a video clip's frames are batched within the clip. Failures are reported
+        and noted in the item's record."""
         waiting = []  # (record, [Picture]) of the photos read, not yet predicted
         for item in items:
             if self._halted():
